@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The test command (README and .ci/run): sets up what the tests need, starts PostgreSQL, runs pytest.
+# Extra arguments go to pytest, e.g. `bash builder/test.sh tests/unit -x`.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$(dirname "$here")"
+bash "$here/setup.sh" --dev
+PODFLEET_TEST_DATABASE_URL="$(bash "$here/postgres.sh")"
+export PODFLEET_TEST_DATABASE_URL
+export PODFLEET_REQUIRE_POSTGRES=1  # a skipped PostgreSQL test fails the run
+export PODFLEET_REQUIRE_CHROMIUM=1
+exec python3 -m pytest "$@"

@@ -1,0 +1,60 @@
+"""The RunPod handler: parse the job, pick the mode, run it, turn everything into output."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from loguru import logger
+
+from handler.envelope import parse_job
+from handler.modes import choose_mode
+from handler.output import error_output
+from handler.settings import load_settings
+from handler.worker import run_worker
+from pipeline.errors import FatalWorkerError, InputError, JobFailure
+
+__all__ = ["handler"]
+
+
+async def handler(job: dict[str, Any]) -> dict[str, Any]:
+    """Async so that RunPod's loop keeps polling while CPU/GPU work runs in threads."""
+    settings = load_settings()
+    job_id = str(job.get("id", "local")) if isinstance(job, dict) else "local"
+    with logger.contextualize(job_id=job_id):
+        t0 = time.perf_counter()
+        try:
+            parsed = parse_job(job)
+            mode = choose_mode(parsed, settings)
+            logger.info(
+                "job started: pipeline={} mode={} items={}",
+                parsed.pipeline.name,
+                mode,
+                len(parsed.items),
+            )
+            if mode == "coordinator":
+                from handler.coordinator import coordinate  # no torch/playwright on this path
+
+                out = await coordinate(parsed, settings, job)
+            else:
+                out = await run_worker(parsed, settings)
+        except InputError as exc:
+            logger.warning("rejected job: {}", exc)
+            return error_output(str(exc))
+        except JobFailure as exc:
+            logger.error("job failed: {}", exc)
+            return error_output(str(exc))
+        except FatalWorkerError as exc:
+            logger.error("worker unfit, asking for a refresh: {}", exc)
+            return error_output(f"worker error: {exc}", refresh_worker=True)
+        except Exception as exc:  # never crash the worker loop; never leak a traceback
+            logger.opt(exception=exc).error("unexpected error")
+            return error_output(f"internal error: {type(exc).__name__}: {exc}")
+        logger.info(
+            "job finished in {:.2f}s: ok={} succeeded={}/{}",
+            time.perf_counter() - t0,
+            out.get("ok"),
+            out.get("succeeded"),
+            out.get("items"),
+        )
+        return out

@@ -1,0 +1,147 @@
+"""All configuration, read from the environment (and `.env`) once, at start-up.
+
+This is the only module that reads `os.environ`, and it never does so at import time: call
+`load_settings()` where a process starts and pass the result down. The README's table of variables
+is checked against this model by a test, so a field added here must be documented there.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+__all__ = ["Settings", "endpoint_id_from", "load_settings"]
+
+_ENDPOINT_URL = re.compile(r"/v2/(?P<id>[A-Za-z0-9_-]+)(?:/[a-z_-]+)?/?$")
+
+
+def endpoint_id_from(value: str) -> str:
+    """Accept a bare endpoint id or a full `https://api.runpod.ai/v2/<id>/run` URL."""
+    value = value.strip()
+    match = _ENDPOINT_URL.search(value)
+    if match:
+        return match.group("id")
+    if "/" in value or not value:
+        raise ValueError(f"expected an endpoint id or a .../v2/<id>/run URL, got {value!r}")
+    return value
+
+
+class Settings(BaseSettings):
+    """Environment variables, by name (case-insensitive). Seeds' names and defaults kept."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # --- the seeds' variables -------------------------------------------------------------
+    runpod_workers: int = Field(1, ge=1, description="Sibling jobs a coordinator keeps in flight.")
+    runpod_api_key: SecretStr | None = Field(None, description="RunPod API key (Bearer).")
+    runpod_endpoint_id: str | None = Field(None, description="Endpoint that runs sibling jobs.")
+    runpod_endpoint: str | None = Field(
+        None, description="Same as RUNPOD_ENDPOINT_ID; a full .../v2/<id>/run URL is accepted."
+    )
+    request_timeout: float = Field(7200, gt=0, description="Deadline of a whole job, seconds.")
+    gpu_timeout: float = Field(7200, gt=0, description="Budget of the inference stage, seconds.")
+    render_timeout_s: float = Field(3600, gt=0, description="Budget to render one page.")
+    scrape_timeout_s: float = Field(3600, gt=0, description="Budget of the scraping stage.")
+    navigation_timeout_s: float = Field(1800, gt=0, description="Budget of one page navigation.")
+    database_url: SecretStr = Field(
+        SecretStr("sqlite:///data/podfleet.db"),
+        description="SQLAlchemy URL; SQLite file under ./data/ by default, or postgresql://...",
+    )
+    log_level: str = Field("INFO", description="loguru level.")
+
+    # --- framework: logging and the API ---------------------------------------------------
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", description="auto = JSON lines on RunPod (RUNPOD_POD_ID set), text elsewhere."
+    )
+    runpod_pod_id: str | None = Field(None, description="Set by RunPod: this worker's id.")
+    runpod_endpoint_base_url: str = Field(
+        "https://api.runpod.ai/v2", description="API base; point it at the emulator offline."
+    )
+    api_timeout_s: float = Field(30, gt=0, description="Timeout of one API request.")
+    api_max_retries: int = Field(5, ge=0, description="Retries on 429/5xx/connection errors.")
+    wait_timeout_s: float = Field(300, gt=0, description="Client wait() default timeout.")
+    wait_interval_s: float = Field(5, gt=0, description="Client wait() default poll interval.")
+
+    # --- framework: coordinator -----------------------------------------------------------
+    chunk_size: int = Field(0, ge=0, description="Items per sibling job; 0 = from items/workers.")
+    sibling_max_retries: int = Field(2, ge=0, description="Retries of a failed sibling chunk.")
+    sibling_execution_timeout_s: float = Field(
+        600, gt=0, description="policy.executionTimeout of each sibling job."
+    )
+    sibling_ttl_s: float = Field(3600, gt=0, description="policy.ttl of each sibling job.")
+    pickup_timeout_s: float = Field(
+        20, gt=0, description="A chunk no worker took within this is run by the coordinator."
+    )
+    status_poll_interval_s: float = Field(0.5, gt=0, description="Coordinator status polling.")
+    load_mode: Literal["sibling", "coordinator"] = Field(
+        "sibling", description="Who writes rows: each sibling, or the coordinator at the end."
+    )
+
+    # --- framework: scraping --------------------------------------------------------------
+    chromium_path: str | None = Field(None, description="Browser executable for Playwright.")
+    scrape_concurrency: int = Field(0, ge=0, description="Pages in parallel; 0 = from memory.")
+    scrape_per_domain_concurrency: int = Field(4, ge=1, description="Pages in parallel per host.")
+    scrape_retries: int = Field(2, ge=0, description="Retries on network errors and 5xx.")
+    scrape_block_resources: bool = Field(True, description="Block images, media and fonts.")
+    scrape_wait: Literal["quiet", "load", "networkidle", "domcontentloaded"] = Field(
+        "quiet", description="quiet = DOM loaded plus a short network-quiet window."
+    )
+    scrape_quiet_window_ms: int = Field(150, ge=0, description="Network-quiet window, ms.")
+    scrape_user_agent: str = Field(
+        "podfleet/0.1 (+https://github.com/podfleet)", description="User-Agent of the browser."
+    )
+    scrape_respect_robots: bool = Field(False, description="Honour robots.txt.")
+    scrape_allow_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Hosts exempt from the private-address block."
+    )
+    scrape_max_page_bytes: int = Field(5_000_000, gt=0, description="Rendered HTML cap.")
+
+    # --- framework: inference -------------------------------------------------------------
+    model_name: str = Field("all-MiniLM-L6-v2", description="Embedding model (registry name).")
+    infer_device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Model device.")
+    infer_token_budget: int = Field(8192, gt=0, description="Tokens per inference batch.")
+    near_duplicate_threshold: float = Field(
+        0.92, gt=0, le=1, description="Cosine above which two documents are near-duplicates."
+    )
+
+    @field_validator("scrape_allow_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [h.strip() for h in value.split(",") if h.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _one_endpoint(self) -> Settings:
+        if self.runpod_endpoint and not self.runpod_endpoint_id:
+            self.runpod_endpoint_id = endpoint_id_from(self.runpod_endpoint)
+        elif self.runpod_endpoint_id:
+            self.runpod_endpoint_id = endpoint_id_from(self.runpod_endpoint_id)
+        return self
+
+    @property
+    def on_runpod(self) -> bool:
+        return bool(self.runpod_pod_id)
+
+    @property
+    def endpoint_configured(self) -> bool:
+        return bool(self.runpod_endpoint_id)
+
+    def sqlite_dir(self) -> Path | None:
+        url = self.database_url.get_secret_value()
+        if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+            return Path(url.removeprefix("sqlite:///")).parent
+        return None
+
+
+@lru_cache(maxsize=1)
+def load_settings() -> Settings:
+    """The process's settings, read on first call (never at import)."""
+    return Settings()

@@ -1,0 +1,94 @@
+"""Worker mode: run the job's pipeline here, over its items, with this process's warm resources."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from loguru import logger
+
+from handler.envelope import ParsedJob
+from handler.output import run_output
+from handler.settings import Settings
+from pipeline.config import InferConfig, PipelineConfig, ScrapeConfig, StoreConfig
+from pipeline.resources import WarmResources
+from pipeline.runner import PipelineRun, run_pipeline
+from pipeline.stage import RunContext
+
+__all__ = ["RESOURCES", "pipeline_config", "run_context", "run_items", "run_worker"]
+
+# One set per process: the browser and the model outlive a job (warm worker).
+RESOURCES = WarmResources()
+
+
+def pipeline_config(settings: Settings) -> PipelineConfig:
+    s = settings
+    return PipelineConfig(
+        scrape=ScrapeConfig(
+            executable_path=s.chromium_path,
+            concurrency=s.scrape_concurrency,
+            per_domain_concurrency=s.scrape_per_domain_concurrency,
+            retries=s.scrape_retries,
+            block_resources=s.scrape_block_resources,
+            wait=s.scrape_wait,
+            quiet_window_ms=s.scrape_quiet_window_ms,
+            user_agent=s.scrape_user_agent,
+            respect_robots=s.scrape_respect_robots,
+            allow_hosts=tuple(s.scrape_allow_hosts),
+            max_page_bytes=s.scrape_max_page_bytes,
+            navigation_timeout_s=s.navigation_timeout_s,
+            render_timeout_s=s.render_timeout_s,
+            stage_timeout_s=s.scrape_timeout_s,
+        ),
+        infer=InferConfig(
+            model_name=s.model_name,
+            device=s.infer_device,
+            token_budget=s.infer_token_budget,
+            timeout_s=s.gpu_timeout,
+            near_duplicate_threshold=s.near_duplicate_threshold,
+        ),
+        store=StoreConfig(database_url=s.database_url.get_secret_value()),
+    )
+
+
+def run_context(
+    parsed: ParsedJob, settings: Settings, *, deadline_s: float | None = None
+) -> RunContext:
+    env = parsed.envelope
+    budget_s = settings.request_timeout if deadline_s is None else deadline_s
+    return RunContext(
+        job_id=parsed.job_id,
+        config=pipeline_config(settings),
+        resources=RESOURCES,
+        options=parsed.options,
+        date=env.date,
+        trigger=env.trigger,
+        cleanup=env.cleanup,
+        deadline_monotonic=time.monotonic() + budget_s,
+        worker_id=settings.runpod_pod_id or "local",
+        attempt=parsed.attempt,
+    )
+
+
+async def run_items(
+    parsed: ParsedJob, items: list[Any], settings: Settings, *, load: bool, keep_records: bool
+) -> PipelineRun:
+    """Run the pipeline over `items` (all of the job's, or one chunk of them)."""
+    ctx = run_context(parsed, settings)
+    return await run_pipeline(parsed.pipeline, items, ctx, load=load, keep_records=keep_records)
+
+
+async def run_worker(parsed: ParsedJob, settings: Settings) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    sibling = parsed.envelope.sibling
+    return_records = bool(sibling and sibling.return_records)
+    run = await run_items(
+        parsed, parsed.items, settings, load=not return_records, keep_records=return_records
+    )
+    for state_error in run.errors:
+        logger.warning(
+            "item {} failed in {}: {}", state_error.item_id, state_error.stage, state_error.message
+        )
+    done = sum(r is not None for r in run.results)
+    logger.info("worker completed {}/{} items of {}", done, len(run.results), parsed.pipeline.name)
+    return run_output(parsed, run, mode="worker", workers=1, duration_s=time.perf_counter() - t0)

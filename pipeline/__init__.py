@@ -1,0 +1,34 @@
+"""podfleet's pure library: stages, pipelines, and the parts they are made of.
+
+Never imports `runpod` or `handler`: it can be used and tested without RunPod.
+"""
+
+from pipeline.config import InferConfig, PipelineConfig, ScrapeConfig, StoreConfig
+from pipeline.errors import FatalWorkerError, InputError, PodfleetError, StageError, StageTimeout
+from pipeline.registry import get_pipeline, known_pipelines, register
+from pipeline.resources import WarmResources
+from pipeline.runner import PipelineRun, run_pipeline
+from pipeline.stage import ItemError, ItemState, Pipeline, RunContext, Stage
+
+__all__ = [
+    "FatalWorkerError",
+    "InferConfig",
+    "InputError",
+    "ItemError",
+    "ItemState",
+    "Pipeline",
+    "PipelineConfig",
+    "PipelineRun",
+    "PodfleetError",
+    "RunContext",
+    "ScrapeConfig",
+    "Stage",
+    "StageError",
+    "StageTimeout",
+    "StoreConfig",
+    "WarmResources",
+    "get_pipeline",
+    "known_pipelines",
+    "register",
+    "run_pipeline",
+]

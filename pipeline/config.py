@@ -1,0 +1,49 @@
+"""Typed configuration the stages receive. The edge builds it from its settings; the pipeline
+library never reads the environment itself."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["InferConfig", "PipelineConfig", "ScrapeConfig", "StoreConfig"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ScrapeConfig(_Frozen):
+    executable_path: str | None = None
+    concurrency: int = 0  # 0 = derived from available memory
+    per_domain_concurrency: int = 4
+    retries: int = 2
+    block_resources: bool = True
+    wait: Literal["quiet", "load", "networkidle", "domcontentloaded"] = "quiet"
+    quiet_window_ms: int = 150
+    user_agent: str = "podfleet/0.1"
+    respect_robots: bool = False
+    allow_hosts: tuple[str, ...] = ()
+    max_page_bytes: int = 5_000_000
+    navigation_timeout_s: float = 1800
+    render_timeout_s: float = 3600
+    stage_timeout_s: float = 3600
+
+
+class InferConfig(_Frozen):
+    model_name: str = "all-MiniLM-L6-v2"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    token_budget: int = 8192
+    timeout_s: float = 7200
+    near_duplicate_threshold: float = 0.92
+
+
+class StoreConfig(_Frozen):
+    database_url: str = Field("sqlite:///data/podfleet.db", repr=False)  # may hold a password
+
+
+class PipelineConfig(_Frozen):
+    scrape: ScrapeConfig = ScrapeConfig()
+    infer: InferConfig = InferConfig()
+    store: StoreConfig = StoreConfig()

@@ -1,0 +1,1 @@
+"""Built-in pipelines; each module registers itself with `pipeline.registry`."""

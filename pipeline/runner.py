@@ -1,0 +1,133 @@
+"""Runs a pipeline's stages over a job's items with per-item isolation and per-stage timings."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from loguru import logger
+
+from pipeline.errors import FatalWorkerError, JobFailure, StageTimeout
+from pipeline.stage import ItemError, ItemState, Pipeline, RunContext
+from pipeline.translate import translate
+
+__all__ = ["PipelineRun", "load_records", "run_pipeline"]
+
+ProgressFn = Callable[[int, int], Any]
+
+
+@dataclass
+class PipelineRun:
+    """What a worker produces: one slot per input item, in input order."""
+
+    results: list[dict[str, Any] | None]
+    errors: list[ItemError]
+    records: list[dict[str, Any] | None]
+    timings_s: dict[str, float] = field(default_factory=dict)
+    load_stats: dict[str, Any] | None = None
+
+
+async def run_pipeline(
+    pipeline: Pipeline,
+    items: Sequence[Any],
+    ctx: RunContext,
+    *,
+    load: bool = True,
+    keep_records: bool = False,
+) -> PipelineRun:
+    """Run every stage over `items`; a failing item is `None` in `results` and listed in `errors`.
+
+    `FatalWorkerError` is not contained: it means the process is unfit and propagates.
+    """
+    states: list[ItemState] = []
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    for index, item in enumerate(items):
+        item_id = pipeline.item_id(item)
+        try:
+            work = pipeline.start(item, ctx)
+        except Exception as exc:
+            state = ItemState(index, item_id, None)
+            err = translate(exc, "start")
+            state.fail("start", str(err), retryable=getattr(err, "retryable", False))
+        else:
+            state = ItemState(index, item_id, work)
+        states.append(state)
+    timings["start"] = time.perf_counter() - t0
+
+    for stage in pipeline.stages:
+        live = [s for s in states if s.alive]
+        if not live:
+            break
+        t_stage = time.perf_counter()
+        try:
+            async with asyncio.timeout(ctx.remaining_s()):
+                await stage.run(live, ctx)
+        except (FatalWorkerError, JobFailure):
+            raise
+        except TimeoutError:
+            err = StageTimeout("job deadline reached", stage=stage.name)
+            for s in live:
+                s.fail(stage.name, err.message, retryable=True)
+        except Exception as exc:
+            err = translate(exc, stage.name)
+            if isinstance(err, FatalWorkerError):
+                raise err from exc
+            logger.warning("stage {} failed for {} items: {}", stage.name, len(live), err)
+            for s in live:
+                s.fail(stage.name, str(err), retryable=getattr(err, "retryable", False))
+        timings[stage.name] = round(time.perf_counter() - t_stage, 4)
+
+    results: list[dict[str, Any] | None] = []
+    records: list[dict[str, Any] | None] = []
+    for s in states:
+        if s.alive:
+            try:
+                results.append(pipeline.finish(s.work, ctx))
+                records.append(pipeline.record(s.work) if pipeline.record else None)
+                continue
+            except Exception as exc:
+                s.fail("finish", str(translate(exc, "finish")))
+        results.append(None)
+        records.append(None)
+
+    run = PipelineRun(results, [s.error for s in states if s.error], records, timings)
+    if load and pipeline.load is not None:
+        t_load = time.perf_counter()
+        run.load_stats = await load_records(
+            pipeline, records, [s.item_id for s in states], run, ctx
+        )
+        timings["load"] = round(time.perf_counter() - t_load, 4)
+    if not keep_records:
+        run.records = [None] * len(records)
+    return run
+
+
+async def load_records(
+    pipeline: Pipeline,
+    records: list[dict[str, Any] | None],
+    item_ids: list[str],
+    run: PipelineRun,
+    ctx: RunContext,
+) -> dict[str, Any] | None:
+    """Store the live items' records; a load failure fails those items (their results drop)."""
+    present = [r for r in records if r is not None]
+    if pipeline.load is None or (not present and not ctx.cleanup):
+        return None
+    try:
+        return await asyncio.to_thread(pipeline.load, present, ctx)
+    except Exception as exc:
+        err = translate(exc, "load")
+        if isinstance(err, FatalWorkerError):
+            raise err from exc
+        logger.error("load failed: {}", err)
+        for i, record in enumerate(records):
+            if record is not None:
+                run.results[i] = None
+                run.errors.append(
+                    ItemError(item_ids[i], "load", str(err), getattr(err, "retryable", False))
+                )
+        return {"error": str(err)}

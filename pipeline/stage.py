@@ -1,0 +1,109 @@
+"""The stage protocol: what a pipeline is made of.
+
+A stage gets every live item of the job at once (so it can batch: one browser context for all pages,
+one inference pass for all texts) and records a failure per item with `ItemState.fail`, never by
+raising for a single item. Raising fails every item of the call (the runner does that).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+
+from pydantic import BaseModel
+
+from pipeline.config import PipelineConfig
+from pipeline.resources import WarmResources
+
+__all__ = ["ItemError", "ItemState", "Pipeline", "RunContext", "Stage"]
+
+W = TypeVar("W")
+
+
+@dataclass(frozen=True)
+class ItemError:
+    """One failed item, as listed in a job's `errors`."""
+
+    item_id: str
+    stage: str
+    message: str
+    retryable: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "item_id": self.item_id,
+            "stage": self.stage,
+            "message": self.message,
+            "retryable": self.retryable,
+        }
+
+
+@dataclass
+class ItemState(Generic[W]):
+    """One item travelling through the stages: its position, its work object, its fate."""
+
+    index: int
+    item_id: str
+    work: W
+    error: ItemError | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.error is None
+
+    def fail(self, stage: str, message: str, *, retryable: bool = False) -> None:
+        if self.error is None:  # the first failure is the one that counts
+            self.error = ItemError(self.item_id, stage, message, retryable)
+
+
+@dataclass
+class RunContext:
+    """What every stage may know about the job it serves."""
+
+    job_id: str
+    config: PipelineConfig
+    resources: WarmResources
+    options: BaseModel
+    date: dt.date
+    trigger: str = "manual"
+    cleanup: bool = False
+    deadline_monotonic: float = field(default_factory=lambda: time.monotonic() + 7200)
+    worker_id: str = "local"
+    attempt: int = 0  # 0 on the first run of this work; a coordinator's retry counts up
+
+    def remaining_s(self) -> float:
+        return max(0.0, self.deadline_monotonic - time.monotonic())
+
+
+@runtime_checkable
+class Stage(Protocol):
+    name: str
+
+    async def run(self, items: list[ItemState[Any]], ctx: RunContext) -> None: ...
+
+
+@dataclass(frozen=True)
+class Pipeline(Generic[W]):
+    """A named, ordered list of stages plus how to start, finish and store an item.
+
+    - `start(item, ctx)` builds the work object from a validated input item;
+    - `stages` transform it in order;
+    - `finish(work, ctx)` returns the item's public result (JSON-able);
+    - `record(work)` returns what `load` stores (JSON-able, may hold vectors); siblings return it when
+      the coordinator does the loading, so the rows are the same either way;
+    - `load(records, ctx)` writes the records of the live items and returns stats (idempotent).
+    """
+
+    name: str
+    item_model: type[BaseModel]
+    options_model: type[BaseModel]
+    stages: Sequence[Stage]
+    start: Callable[[Any, RunContext], W]
+    finish: Callable[[W, RunContext], dict[str, Any]]
+    record: Callable[[W], dict[str, Any]] | None = None
+    load: Callable[[list[dict[str, Any]], RunContext], Any] | None = None
+    item_id: Callable[[Any], str] = lambda item: str(item.id)
+    description: str = ""
