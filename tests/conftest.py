@@ -1,0 +1,62 @@
+"""Shared fixtures. PostgreSQL and Chromium are real; when the test command promises them
+(PODFLEET_REQUIRE_POSTGRES=1 / PODFLEET_REQUIRE_CHROMIUM=1, set by builder/test.sh) a missing one
+fails the test instead of skipping it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _missing(what: str, env_flag: str) -> None:
+    if os.environ.get(env_flag) == "1":
+        pytest.fail(f"{what} is required by this run ({env_flag}=1) but not available")
+    pytest.skip(f"{what} not available")
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """A real PostgreSQL database (builder/postgres.sh starts one and prints its URL)."""
+    url = os.environ.get("PODFLEET_TEST_DATABASE_URL")
+    if not url:
+        _missing("PostgreSQL (PODFLEET_TEST_DATABASE_URL)", "PODFLEET_REQUIRE_POSTGRES")
+    return url
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    """Debian's Chromium, launched by path."""
+    path = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium")
+    if not path:
+        _missing("Chromium", "PODFLEET_REQUIRE_CHROMIUM")
+    return path
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No podfleet/RunPod variables from the developer's shell, a temp cwd (no stray .env)."""
+    for name in list(os.environ):
+        if name.startswith(("RUNPOD_", "PODFLEET_SETTINGS_")) or name in (
+            "DATABASE_URL",
+            "REQUEST_TIMEOUT",
+            "GPU_TIMEOUT",
+            "LOG_LEVEL",
+            "CHUNK_SIZE",
+        ):
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    from handler.settings import load_settings
+
+    load_settings.cache_clear()
+    yield tmp_path
+    load_settings.cache_clear()
