@@ -1,4 +1,4 @@
-"""Which mode a job runs in: coordinate (fan out to sibling jobs) or work (run the pipeline here)."""
+"""Which mode a job runs in: coordinate (fan out to siblings) or work (run the pipeline here)."""
 
 from __future__ import annotations
 

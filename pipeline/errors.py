@@ -1,7 +1,7 @@
 """The error tree shared by every stage. The edge (handler/) translates it into output.
 
 - `InputError`: the caller sent something wrong; never retried; names the field.
-- `StageError`: one item (or source) failed in a stage; `retryable` says whether trying again may help.
+- `StageError`: one item (or source) failed in a stage; `retryable`: may trying again help.
 - `JobFailure`: the job as a whole failed (ends FAILED); a coordinator may retry it.
 - `FatalWorkerError`: the process is broken (browser keeps crashing, CUDA fault); the worker must
   be refreshed. It aborts the job instead of failing items one by one.

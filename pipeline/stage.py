@@ -92,8 +92,8 @@ class Pipeline(Generic[W]):
     - `start(item, ctx)` builds the work object from a validated input item;
     - `stages` transform it in order;
     - `finish(work, ctx)` returns the item's public result (JSON-able);
-    - `record(work)` returns what `load` stores (JSON-able, may hold vectors); siblings return it when
-      the coordinator does the loading, so the rows are the same either way;
+    - `record(work)` returns what `load` stores (JSON-able, may hold vectors); siblings return it
+      when the coordinator does the loading, so the rows are the same either way;
     - `load(records, ctx)` writes the records of the live items and returns stats (idempotent).
     """
 

@@ -49,6 +49,14 @@ def get_engine(url: str) -> Engine:
         return engine
 
 
+def dispose_engines() -> None:
+    """Close every pooled connection and forget the engines (tables are re-checked on next use)."""
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")  # several worker processes write the same file

@@ -1,0 +1,67 @@
+"""Settings: the seeds' variables and defaults, `.env` honoured, README table in sync."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from handler.settings import Settings, endpoint_id_from, load_settings
+
+
+def test_seed_defaults(clean_env) -> None:
+    s = Settings()
+    assert s.runpod_workers == 1
+    assert s.request_timeout == 7200 and s.gpu_timeout == 7200
+    assert s.render_timeout_s == 3600 and s.scrape_timeout_s == 3600
+    assert s.navigation_timeout_s == 1800
+    assert s.database_url.get_secret_value() == "sqlite:///data/podfleet.db"
+    assert s.runpod_endpoint_id is None and not s.endpoint_configured
+
+
+def test_env_and_dotenv(clean_env, monkeypatch: pytest.MonkeyPatch) -> None:
+    (clean_env / ".env").write_text("RUNPOD_WORKERS=4\nLOG_LEVEL=debug\n")
+    monkeypatch.setenv("RUNPOD_WORKERS", "6")  # the environment beats .env
+    monkeypatch.setenv("SCRAPE_ALLOW_HOSTS", "127.0.0.1, localhost")
+    s = Settings()
+    assert s.runpod_workers == 6
+    assert s.log_level == "debug"
+    assert s.scrape_allow_hosts == ["127.0.0.1", "localhost"]
+
+
+def test_endpoint_url_accepted(clean_env, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUNPOD_ENDPOINT", "https://api.runpod.ai/v2/abc123xyz/run")
+    assert Settings().runpod_endpoint_id == "abc123xyz"
+    assert endpoint_id_from("abc123xyz") == "abc123xyz"
+    assert endpoint_id_from("http://127.0.0.1:8000/v2/local-ep/runsync") == "local-ep"
+    with pytest.raises(ValueError, match="endpoint id"):
+        endpoint_id_from("https://example.com/nope")
+
+
+def test_bad_value_names_the_variable(clean_env, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUNPOD_WORKERS", "0")
+    with pytest.raises(ValueError, match="runpod_workers"):
+        Settings()
+
+
+def test_read_once_not_at_import(clean_env, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUNPOD_WORKERS", "3")
+    first = load_settings()
+    monkeypatch.setenv("RUNPOD_WORKERS", "5")
+    assert load_settings() is first and first.runpod_workers == 3
+
+
+def test_secrets_hidden_in_repr(clean_env, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUNPOD_API_KEY", "rpa_supersecret123")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:hunter2pw@db/x")
+    text = repr(Settings())
+    assert "supersecret" not in text and "hunter2pw" not in text
+
+
+def test_readme_table_matches_settings(repo_root) -> None:
+    readme = (repo_root / "README.md").read_text()
+    section = readme.split("<!-- settings-table -->")[1]
+    documented = set(re.findall(r"^\| `([A-Z0-9_]+)` \|", section, flags=re.M))
+    fields = {name.upper() for name in Settings.model_fields}
+    assert documented - fields == set(), "README documents variables the settings lack"
+    assert fields - documented == set(), "settings the README does not document"
