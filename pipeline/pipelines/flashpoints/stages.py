@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import re
-from typing import Any
 
+from pipeline.etl.extract import clean_text, extract_page
 from pipeline.pipelines.flashpoints.models import FlashpointWork, SourceWork
 from pipeline.stage import ItemState, RunContext
 
 __all__ = ["ExtractStage", "ScrapeStage", "TransformStage", "fail_items_without_sources"]
-
-_WS = re.compile(r"[ \t\u00a0]+")
-_BLANK_LINES = re.compile(r"\n{3,}")
 
 
 def fail_items_without_sources(items: list[ItemState[FlashpointWork]], stage: str) -> None:
@@ -50,35 +46,6 @@ class ScrapeStage:
         fail_items_without_sources(items, self.name)
 
 
-def _extract_one(html: str, url: str | None) -> dict[str, Any]:
-    """Main text, title and links of one page (trafilatura for text/title, lxml for links)."""
-    import lxml.html
-    import trafilatura
-
-    doc = trafilatura.bare_extraction(
-        html, url=url, with_metadata=True, include_links=False, favor_recall=True
-    )
-    text = doc.text if doc is not None else None
-    title = doc.title if doc is not None else None
-    links: list[str] = []
-    try:
-        tree = lxml.html.fromstring(html)
-        if url:
-            tree.make_links_absolute(url, resolve_base_href=True)
-        seen: set[str] = set()
-        for href in tree.xpath("//a/@href"):
-            href = str(href).strip()
-            if href.startswith(("http://", "https://")) and href not in seen:
-                seen.add(href)
-                links.append(href)
-        if not title:
-            found = tree.findtext(".//title")
-            title = found.strip() if found else None
-    except (ValueError, lxml.etree.ParserError):
-        pass
-    return {"text": text, "title": title, "links": links[:200]}
-
-
 class ExtractStage:
     """Main text, title and links of each source's HTML."""
 
@@ -90,24 +57,19 @@ class ExtractStage:
         def extract_all() -> None:
             for s in sources:
                 try:
-                    found = _extract_one(s.html or "", s.final_url or s.url)
+                    found = extract_page(s.html or "", s.final_url or s.url)
                 except Exception as exc:  # a parser choking on one page fails that page only
                     s.fail(self.name, f"extraction failed: {type(exc).__name__}: {exc}")
                     continue
-                if not found["text"]:
+                if not found.text:
                     s.fail(self.name, "no main text found in the page")
                     continue
-                s.text = found["text"]
-                s.title = found["title"] or s.title
-                s.links = found["links"]
+                s.text = found.text
+                s.title = found.title or s.title
+                s.links = found.links
 
         await asyncio.to_thread(extract_all)
         fail_items_without_sources(items, self.name)
-
-
-def clean_text(text: str) -> str:
-    lines = [_WS.sub(" ", line).strip() for line in text.replace("\r", "\n").split("\n")]
-    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
 
 
 class TransformStage:
