@@ -85,6 +85,9 @@ async def run_worker(parsed: ParsedJob, settings: Settings) -> dict[str, Any]:
     run = await run_items(
         parsed, parsed.items, settings, load=not return_records, keep_records=return_records
     )
+    for result in run.results:
+        if result is not None and "id" in result:
+            logger.info("completed {} item {}", parsed.pipeline.name, result["id"])
     for state_error in run.errors:
         logger.warning(
             "item {} failed in {}: {}", state_error.item_id, state_error.stage, state_error.message
