@@ -56,7 +56,7 @@ async def run_pipeline(
         else:
             state = ItemState(index, item_id, work)
         states.append(state)
-    timings["start"] = time.perf_counter() - t0
+    timings["start"] = round(time.perf_counter() - t0, 4)
 
     for stage in pipeline.stages:
         live = [s for s in states if s.alive]
