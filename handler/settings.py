@@ -110,6 +110,11 @@ class Settings(BaseSettings):
     near_duplicate_threshold: float = Field(
         0.92, gt=0, le=1, description="Cosine above which two documents are near-duplicates."
     )
+    infer_fitness_check: bool = Field(
+        True,
+        description="At start-up on RunPod, load the model and encode once before taking jobs; "
+        "false for an endpoint that only coordinates.",
+    )
 
     @field_validator("scrape_allow_hosts", mode="before")
     @classmethod

@@ -1,0 +1,109 @@
+"""The warm model: loaded lazily, once per worker process, on the best device, and the one async
+entry point the stages use (`embed_texts`), which runs the model in a thread under GPU_TIMEOUT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+from loguru import logger
+
+from pipeline.config import InferConfig
+from pipeline.errors import FatalWorkerError, PodfleetError, StageTimeout
+from pipeline.infer.batching import EncodeCancelled, EncodeResult, encode_texts
+from pipeline.infer.encoder import Encoder
+from pipeline.infer.registry import get_model
+from pipeline.resources import WarmResources
+
+__all__ = ["embed_texts", "get_encoder", "resolve_device", "resource_name", "warm_up"]
+
+
+def resolve_device(requested: str) -> str:
+    """auto → cuda when torch sees a GPU, else cpu. Asking for cuda without one is fatal."""
+    import torch
+
+    has_cuda = torch.cuda.is_available()
+    if requested == "auto":
+        return "cuda" if has_cuda else "cpu"
+    if requested.startswith("cuda") and not has_cuda:
+        raise FatalWorkerError("INFER_DEVICE is 'cuda' but torch sees no CUDA device")
+    return requested
+
+
+def resource_name(config: InferConfig) -> str:
+    return f"model:{config.model_name}"
+
+
+def _load(config: InferConfig) -> Encoder:
+    spec = get_model(config.model_name)  # unknown name: UnknownModelError, before torch loads
+    t0 = time.perf_counter()
+    device = resolve_device(config.device)
+    try:
+        encoder = spec.load(device)
+    except PodfleetError:
+        raise
+    except Exception as exc:  # missing files, corrupt weights, driver trouble: the host is unfit
+        raise FatalWorkerError(
+            f"model {config.model_name!r} failed to load on {device}: {type(exc).__name__}: {exc}"
+        ) from exc
+    logger.info(
+        "model {} loaded on {} in {:.2f}s ({} dims, {} tokens)",
+        config.model_name,
+        device,
+        time.perf_counter() - t0,
+        encoder.dim,
+        encoder.max_seq_length,
+    )
+    return encoder
+
+
+async def get_encoder(config: InferConfig, resources: WarmResources) -> Encoder:
+    """The process's model for `config.model_name`, loaded in a thread on first use."""
+    get_model(config.model_name)  # fail fast on a bad name without a thread
+    return await resources.get(resource_name(config), lambda: asyncio.to_thread(_load, config))
+
+
+async def embed_texts(
+    texts: list[str],
+    config: InferConfig,
+    resources: WarmResources,
+    *,
+    timeout_s: float | None = None,
+) -> EncodeResult:
+    """Embed every text in one batched pass (see batching.py), loading the model if needed.
+
+    Raises StageTimeout when `timeout_s` (default: GPU_TIMEOUT, config.timeout_s) runs out, after
+    telling the model thread to stop between batches; FatalWorkerError on a CUDA fault, after
+    dropping the model so a refreshed worker (or the next job) loads a fresh one.
+    """
+    budget_s = config.timeout_s if timeout_s is None else timeout_s
+    cancel = threading.Event()
+    try:
+        async with asyncio.timeout(budget_s):
+            encoder = await get_encoder(config, resources)
+            return await asyncio.to_thread(
+                encode_texts, encoder, texts, config.token_budget, cancel=cancel
+            )
+    except TimeoutError:
+        cancel.set()
+        raise StageTimeout(
+            f"inference did not finish within {budget_s:g}s (GPU_TIMEOUT) for {len(texts)} texts",
+            stage="embed",
+        ) from None
+    except EncodeCancelled:  # pragma: no cover - only after a timeout, handled above
+        raise StageTimeout("inference cancelled", stage="embed") from None
+    except FatalWorkerError:
+        resources.refresh_requested = True
+        await resources.discard(resource_name(config))
+        raise
+
+
+async def warm_up(config: InferConfig, resources: WarmResources) -> EncodeResult:
+    """Load the model into `resources` and encode one sentence (fitness check, image bake)."""
+    result = await embed_texts(["podfleet warm-up sentence."], config, resources)
+    vector = result.vectors[0]
+    if vector is None or not vector.any():
+        raise FatalWorkerError(f"model {config.model_name!r} produced no embedding at warm-up")
+    return result
