@@ -1,0 +1,255 @@
+"""Dynamic chunk scheduling: at most `workers` siblings in flight, the next chunk submitted as
+one finishes, the coordinator running chunks itself meanwhile, queued chunks taken back.
+
+One asyncio task runs the loop below (submit, poll, decide); a second one, the local runner,
+processes chunks in this process. Both take chunks from the same `pending` queue. The loop ends
+when every chunk has an outcome or at the deadline; on the way out (deadline, error or
+cancellation of the coordinator job) every sibling still in flight is cancelled through the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+from loguru import logger
+
+from handler.api import JobState, JobStatus
+from handler.coordinator.chunks import Chunk
+from handler.coordinator.merge import ChunkResult, MalformedOutput, Merger, parse_sibling_output
+from handler.coordinator.siblings import Sibling, SiblingPool
+from handler.coordinator.stats import FanoutStats
+from pipeline.errors import JobFailure
+
+__all__ = ["LocalRunner", "Scheduler", "SchedulerConfig"]
+
+LocalRunner = Callable[[Chunk, float], Awaitable[ChunkResult]]  # (chunk, seconds left) → result
+STATUS_BUDGET_PER_S = 100.0  # status polls per second we allow ourselves: half of RunPod's 200
+
+
+class SchedulerConfig:
+    def __init__(
+        self,
+        *,
+        workers: int,
+        max_retries: int,
+        pickup_timeout_s: float,
+        poll_interval_s: float,
+        deadline_s: float,
+        want_records: bool,
+        run_local: bool = True,
+        retry_base_s: float = 0.5,
+        retry_max_s: float = 10.0,
+    ):
+        self.workers = workers
+        self.max_retries = max_retries
+        self.pickup_timeout_s = pickup_timeout_s
+        self.poll_interval_s = poll_interval_s
+        self.deadline_s = deadline_s  # monotonic time
+        self.want_records = want_records
+        self.run_local = run_local
+        self.retry_base_s = retry_base_s
+        self.retry_max_s = retry_max_s
+
+
+class Scheduler:
+    def __init__(
+        self,
+        chunks: list[Chunk],
+        pool: SiblingPool,
+        merger: Merger,
+        stats: FanoutStats,
+        config: SchedulerConfig,
+        run_local: LocalRunner,
+        on_progress: Callable[[], None] = lambda: None,
+    ):
+        self.chunks = chunks
+        self.pool = pool
+        self.merger = merger
+        self.stats = stats
+        self.cfg = config
+        self.run_local = run_local
+        self.on_progress = on_progress
+        self.pending: deque[Chunk] = deque(chunks)
+        self.take_back: deque[Chunk] = deque()  # chunks cancelled on the queue: run them here
+        self.local_chunk: Chunk | None = None
+        self.cap = config.workers  # siblings allowed in flight; lowered while none get picked up
+        self.deadline_hit = False
+        self._changed = asyncio.Event()
+        self._rng = random.Random()
+
+    # --- state ----------------------------------------------------------------------------
+    def finished(self) -> bool:
+        return len(self.merger.finished) == len(self.chunks)
+
+    def unfinished_chunks(self) -> list[Chunk]:
+        return [c for c in self.chunks if c.index not in self.merger.finished]
+
+    def _poke(self) -> None:
+        self._changed.set()
+
+    def _next_pending(self, now_s: float) -> Chunk | None:
+        for chunk in self.pending:
+            if chunk.not_before_s <= now_s:
+                self.pending.remove(chunk)
+                return chunk
+        return None
+
+    def _record(self, chunk: Chunk, result: ChunkResult) -> None:
+        if self.merger.accept(chunk, result):
+            self.on_progress()
+        else:
+            self.stats.duplicates_ignored += 1
+        self._poke()
+
+    def _retry(self, chunk: Chunk, reason: str) -> None:
+        """A failed attempt: try again with backoff, or report the chunk's items failed."""
+        if chunk.index in self.merger.finished:
+            return
+        chunk.last_error = reason
+        if chunk.attempt >= self.cfg.max_retries:
+            logger.error("chunk {} failed for good: {}", chunk.index, reason)
+            self.stats.chunks_failed += 1
+            self.merger.fail(
+                chunk,
+                "coordinator",
+                f"chunk {chunk.index} failed after {chunk.attempt + 1} attempts: {reason}",
+            )
+            self.on_progress()
+        else:
+            chunk.attempt += 1
+            self.stats.retries += 1
+            cap_s = min(self.cfg.retry_max_s, self.cfg.retry_base_s * 2 ** (chunk.attempt - 1))
+            chunk.not_before_s = time.monotonic() + self._rng.uniform(cap_s / 2, cap_s)
+            logger.warning("chunk {} retry {}: {}", chunk.index, chunk.attempt, reason)
+            self.pending.appendleft(chunk)
+        self._poke()
+
+    # --- siblings -------------------------------------------------------------------------
+    def _poll_interval_s(self) -> float:
+        return max(self.cfg.poll_interval_s, len(self.pool) / STATUS_BUDGET_PER_S)
+
+    async def _fill(self) -> None:
+        now = time.monotonic()
+        batch = []
+        while len(self.pool) + len(batch) < self.cap:
+            chunk = self._next_pending(now)
+            if chunk is None:
+                break
+            batch.append(chunk)
+        if batch:
+            for chunk in reversed(await self.pool.submit(batch)):
+                chunk.not_before_s = time.monotonic() + 1.0
+                self.pending.appendleft(chunk)  # the local runner may take it meanwhile
+
+    def _ended(self, sib: Sibling, state: JobState | None) -> None:
+        chunk = sib.chunk
+        if state is None:
+            self.stats.lost += 1
+            self._retry(chunk, f"sibling {sib.job_id} lost (the API no longer knows it)")
+        elif state.status == JobStatus.COMPLETED:
+            try:
+                result = parse_sibling_output(
+                    state.output, chunk, want_records=self.cfg.want_records
+                )
+            except MalformedOutput as exc:
+                self._retry(chunk, str(exc))
+            else:
+                self._record(chunk, result)
+        else:  # FAILED, TIMED_OUT, CANCELLED by someone else
+            detail = f": {str(state.error)[:300]}" if state.error else ""
+            self._retry(chunk, f"sibling {sib.job_id} ended {state.status}{detail}")
+
+    async def _poll(self) -> None:
+        for sib, state in await self.pool.poll():
+            self._ended(sib, state)
+        if any(s.picked_up for s in self.pool.in_flight.values()):
+            self.cap = self.cfg.workers
+        for sib in self.pool.queued(self.cfg.pickup_timeout_s):
+            await self._take_back(sib, reason="pickup timeout")
+            self.cap = max(1, self.cap - 1)  # keep one probe in the queue
+
+    async def _take_back(self, sib: Sibling, *, reason: str) -> None:
+        """Cancel a queued sibling and queue its chunk for the local runner."""
+        self.pool.forget(sib)
+        logger.info("chunk {}: taking back sibling {} ({})", sib.chunk.index, sib.job_id, reason)
+        self.stats.taken_back += 1
+        self.take_back.append(sib.chunk)
+        self._poke()
+        await self.pool.cancel([sib.job_id])
+
+    # --- the local runner -----------------------------------------------------------------
+    def _steal_age_s(self) -> float:
+        return min(self.cfg.pickup_timeout_s, max(1.0, 2 * self.cfg.poll_interval_s))
+
+    async def _next_local(self) -> Chunk | None:
+        if self.take_back:
+            return self.take_back.popleft()
+        chunk = self._next_pending(time.monotonic())
+        if chunk is not None or self.pending:
+            return chunk
+        # Nothing left to hand out: rather than idle, take back a sibling still queued.
+        queued = self.pool.queued(self._steal_age_s())
+        if queued:
+            await self._take_back(queued[0], reason="coordinator idle")
+            return self.take_back.popleft() if self.take_back else None
+        return None
+
+    async def _local_loop(self) -> None:
+        while not self.finished():
+            chunk = await self._next_local()
+            if chunk is None:
+                await self._wait_changed(self._poll_interval_s())
+                continue
+            self.local_chunk = chunk
+            try:
+                result = await self.run_local(chunk, self.cfg.deadline_s - time.monotonic())
+            except JobFailure as exc:
+                self._retry(chunk, f"local run failed: {exc}")
+            except Exception as exc:
+                logger.opt(exception=exc).error("local run of chunk {} failed", chunk.index)
+                self._retry(chunk, f"local run failed: {type(exc).__name__}: {exc}")
+            else:
+                self.stats.chunks_local += 1
+                self._record(chunk, result)
+            finally:
+                self.local_chunk = None
+
+    # --- the loop -------------------------------------------------------------------------
+    async def _wait_changed(self, timeout_s: float) -> None:
+        self._changed.clear()
+        try:
+            async with asyncio.timeout(max(0.0, timeout_s)):
+                await self._changed.wait()
+        except TimeoutError:
+            pass
+
+    async def run(self) -> None:
+        """Run until every chunk has an outcome or the deadline passes (sets `deadline_hit`)."""
+        local = asyncio.create_task(self._local_loop()) if self.cfg.run_local else None
+        next_poll_s = time.monotonic() + self.cfg.poll_interval_s
+        try:
+            while not self.finished():
+                now = time.monotonic()
+                if now >= self.cfg.deadline_s:
+                    self.deadline_hit = True
+                    logger.warning("job deadline reached with {} chunks open", len(self.pending))
+                    break
+                if local is not None and local.done():
+                    local.result()  # surfaces a bug in the local runner
+                await self._fill()
+                if now >= next_poll_s:
+                    await self._poll()
+                    next_poll_s = time.monotonic() + self._poll_interval_s()
+                if self.finished():
+                    break
+                wake_s = min(next_poll_s, self.cfg.deadline_s) - time.monotonic()
+                await self._wait_changed(wake_s)
+        finally:
+            if local is not None and not local.done():
+                local.cancel()
+                await asyncio.gather(local, return_exceptions=True)
+            await asyncio.shield(self.pool.cancel_all())

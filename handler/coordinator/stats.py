@@ -1,0 +1,28 @@
+"""The `fanout` statistics a coordinator job reports."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+__all__ = ["FanoutStats"]
+
+
+@dataclass
+class FanoutStats:
+    chunks: int = 0
+    chunk_size: int = 0
+    siblings_submitted: int = 0
+    retries: int = 0  # chunk attempts after a failed, timed-out, lost or cancelled-by-others one
+    chunks_local: int = 0  # chunks the coordinator ran itself
+    taken_back: int = 0  # queued siblings cancelled and run locally instead
+    max_in_flight: int = 0
+    cancelled: int = 0  # siblings cancelled by us (take-backs, deadline, job cancellation)
+    lost: int = 0  # siblings the API no longer knew (404)
+    duplicates_ignored: int = 0
+    chunks_failed: int = 0  # chunks whose items were reported failed after the last retry
+    submit_errors: int = 0  # /run calls that failed after the client's own retries
+    status_errors: int = 0  # status rounds that failed after the client's own retries
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,225 @@
+"""The coordinator's scheduling, retries, take-backs and deadline, against an in-memory queue that
+honours RunPod's client API (MockTransport) and runs each sibling through our real handler."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+
+import httpx
+import pytest
+
+from handler.api import EndpointClient, RetryPolicy
+from handler.coordinator import coordinate
+from handler.coordinator.chunks import chunk_job, sibling_input
+from handler.coordinator.merge import ChunkResult, Merger
+from handler.entry import handler as real_handler
+from handler.envelope import parse_job
+from handler.modes import choose_mode
+from handler.settings import Settings
+
+
+class FakeQueue:
+    """A RunPod endpoint with `workers` slots: queued jobs are picked up in order and run by the
+    real handler in-process. Faults: `lose` (chunk indexes answered 404 once), `capacity` 0."""
+
+    def __init__(self, workers: int):
+        self.capacity = workers
+        self.jobs: dict[str, dict] = {}
+        self.queue: list[str] = []
+        self.running: dict[str, asyncio.Task] = {}
+        self.lose: set[int] = set()
+        self.ids = itertools.count(1)
+        self.max_running = 0
+
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self.handle)
+
+    def _dispatch(self) -> None:
+        while self.queue and len(self.running) < self.capacity:
+            job_id = self.queue.pop(0)
+            job = self.jobs[job_id]
+            job["status"] = "IN_PROGRESS"
+            self.running[job_id] = asyncio.create_task(self._work(job))
+            self.max_running = max(self.max_running, len(self.running))
+
+    async def _work(self, job: dict) -> None:
+        try:
+            out = await real_handler({"id": job["id"], "input": job["input"]})
+            if "error" in out:
+                job.update(status="FAILED", error=out["error"])
+            else:
+                job.update(status="COMPLETED", output=out)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self.running.pop(job["id"], None)
+            self._dispatch()
+
+    async def handle(self, request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0)
+        parts = request.url.path.strip("/").split("/")
+        op, job_id = parts[2], (parts[3] if len(parts) > 3 else None)
+        if op == "run":
+            body = json.loads(request.content)
+            assert body["policy"]["executionTimeout"] > 0 and body["policy"]["ttl"] > 0
+            jid = f"sib-{next(self.ids)}"
+            self.jobs[jid] = {"id": jid, "status": "IN_QUEUE", "input": body["input"]}
+            self.queue.append(jid)
+            self._dispatch()
+            return httpx.Response(200, json={"id": jid, "status": "IN_QUEUE"})
+        job = self.jobs.get(job_id)
+        if job is None:
+            return httpx.Response(404, json={"error": "not found"})
+        if op == "status":
+            chunk = job["input"]["sibling"]["chunk"]
+            if chunk in self.lose:
+                self.lose.discard(chunk)
+                self.jobs.pop(job_id)
+                if job_id in self.running:
+                    self.running[job_id].cancel()
+                return httpx.Response(404, json={"error": "not found"})
+            reply = {k: job[k] for k in ("id", "status", "output", "error") if k in job}
+            return httpx.Response(200, json=reply)
+        if op == "cancel":
+            if job_id in self.queue:
+                self.queue.remove(job_id)
+            if job_id in self.running:
+                self.running[job_id].cancel()
+            if job["status"] in ("IN_QUEUE", "IN_PROGRESS"):
+                job["status"] = "CANCELLED"
+            return httpx.Response(200, json={"id": job_id, "status": job["status"]})
+        return httpx.Response(400)
+
+
+def synthetic_job(n: int, *, duration_s: float = 0.01, workers: int = 3, **options) -> dict:
+    items = [{"id": f"it-{i:03d}", "duration_s": duration_s} for i in range(n)]
+    return {
+        "id": "coord-1",
+        "input": {"pipeline": "synthetic", "workers": workers, "items": items, "options": options},
+    }
+
+
+def settings(**kw) -> Settings:
+    base = {
+        "runpod_endpoint_id": "ep1",
+        "status_poll_interval_s": 0.01,
+        "pickup_timeout_s": 5,
+        "sibling_max_retries": 2,
+    }
+    base.update(kw)
+    return Settings(**base)
+
+
+async def run(job: dict, queue: FakeQueue, s: Settings) -> dict:
+    parsed = parse_job(job)
+    assert choose_mode(parsed, s) == "coordinator"
+    client = EndpointClient(
+        endpoint_id="ep1",
+        base_url="http://queue.invalid/v2",
+        transport=queue.transport(),
+        retry=RetryPolicy(max_retries=2, base_s=0.01),
+    )
+    async with client:
+        return await coordinate(parsed, s, job, client=client)
+
+
+async def test_results_in_input_order_with_bounded_in_flight(clean_env):
+    queue = FakeQueue(workers=3)
+    out = await run(synthetic_job(24, duration_s=0.02), queue, settings())
+    assert out["ok"] is True and out["mode"] == "coordinator"
+    assert [r["id"] for r in out["results"]] == [f"it-{i:03d}" for i in range(24)]
+    fan = out["fanout"]
+    assert fan["chunks"] == 12 and fan["chunk_size"] == 2  # ~4 chunks per worker
+    assert fan["siblings_submitted"] + fan["chunks_local"] - fan["taken_back"] == 12
+    assert 1 <= fan["max_in_flight"] <= 3 and queue.max_running <= 3
+    assert fan["chunks_local"] >= 1  # the coordinator worked too
+    assert "missing" not in out and out["errors"] == []
+
+
+async def test_every_chunk_failing_twice_then_succeeding(clean_env):
+    out = await run(synthetic_job(12, fail_job_attempts=2), FakeQueue(3), settings())
+    assert out["ok"] is True and out["succeeded"] == 12
+    assert out["fanout"]["retries"] == 2 * out["fanout"]["chunks"]
+
+
+async def test_chunk_failing_beyond_the_retries_reports_every_item(clean_env):
+    out = await run(synthetic_job(6, fail_job_attempts=5), FakeQueue(3), settings())
+    assert out["ok"] is False and out["succeeded"] == 0
+    assert [e["item_id"] for e in out["errors"]] == [f"it-{i:03d}" for i in range(6)]
+    assert all("after 3 attempts" in e["message"] for e in out["errors"])
+    assert out["fanout"]["chunks_failed"] == out["fanout"]["chunks"]
+
+
+async def test_no_free_worker_coordinator_takes_everything_back(clean_env):
+    queue = FakeQueue(workers=0)
+    out = await run(synthetic_job(8), queue, settings(pickup_timeout_s=0.05))
+    assert out["ok"] is True and out["succeeded"] == 8
+    fan = out["fanout"]
+    assert fan["chunks_local"] == fan["chunks"] and fan["taken_back"] >= 1
+    assert all(j["status"] == "CANCELLED" for j in queue.jobs.values())
+
+
+async def test_lost_sibling_is_retried(clean_env):
+    queue = FakeQueue(workers=3)
+    queue.lose = {0, 1, 2}
+    out = await run(synthetic_job(12, duration_s=0.05), queue, settings())
+    assert out["ok"] is True and out["succeeded"] == 12
+    assert out["fanout"]["lost"] >= 1 and out["fanout"]["retries"] >= out["fanout"]["lost"]
+
+
+async def test_deadline_cancels_siblings_and_lists_missing(clean_env):
+    queue = FakeQueue(workers=2)
+    job = synthetic_job(12, duration_s=0.4, workers=2)
+    out = await run(job, queue, settings(request_timeout=0.6))
+    assert out["ok"] is False
+    missing = out["missing"]
+    assert missing and out["succeeded"] + len(missing) == 12
+    errored = {e["item_id"] for e in out["errors"]}
+    assert set(missing) <= errored
+    done = {r["id"] for r in out["results"] if r}
+    assert done | errored == {f"it-{i:03d}" for i in range(12)}
+    assert out["fanout"]["cancelled"] >= 1
+    await asyncio.sleep(0)
+    assert not queue.running and not any(j["status"] == "IN_PROGRESS" for j in queue.jobs.values())
+
+
+def test_sibling_input_is_a_worker_job_with_its_chunk(clean_env):
+    job = synthetic_job(10, workers=3)
+    job["input"]["cleanup"] = True
+    parsed = parse_job(job)
+    chunks = chunk_job(parsed, 4)
+    assert [c.size for c in chunks] == [4, 4, 2]
+    data = sibling_input(parsed, chunks[1], return_records=True, cleanup=False)
+    assert data["mode"] == "worker" and data["cleanup"] is False and "workers" not in data
+    assert [i["id"] for i in data["items"]] == ["it-004", "it-005", "it-006", "it-007"]
+    assert data["sibling"] == {
+        "parent_id": "coord-1",
+        "chunk": 1,
+        "attempt": 0,
+        "key": "coord-1:1",
+        "return_records": True,
+        "first_index": 4,
+    }
+    sib = parse_job({"id": "s1", "input": data})
+    assert choose_mode(sib, settings(runpod_workers=8)) == "worker"  # never fans out again
+
+
+def test_duplicate_completion_is_ignored():
+    parsed = parse_job(synthetic_job(4))
+    chunks = chunk_job(parsed, 2)
+    merger = Merger(["it-000", "it-001", "it-002", "it-003"], keep_records=False)
+    first = ChunkResult([{"id": "it-002"}, {"id": "it-003"}], [])
+    assert merger.accept(chunks[1], first)
+    assert not merger.accept(chunks[1], ChunkResult([{"id": "other"}, None], []))
+    assert merger.results == [None, None, {"id": "it-002"}, {"id": "it-003"}]
+    assert merger.items_done == 2
+
+
+@pytest.mark.parametrize("n,workers,expected", [(12, 4, 1), (100, 4, 7), (5, 8, 1)])
+def test_default_chunk_size_gives_several_chunks_per_worker(n, workers, expected):
+    from handler.modes import default_chunk_size
+
+    assert default_chunk_size(n, workers) == expected
+    assert default_chunk_size(n, workers, configured=3) == 3
