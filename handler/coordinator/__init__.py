@@ -9,14 +9,14 @@ from typing import Any
 from loguru import logger
 
 from handler.api import EndpointClient, Policy
-from handler.coordinator.chunks import Chunk, chunk_job, local_job
+from handler.coordinator.chunks import Chunk, chunk_job, chunk_sizes, local_job
 from handler.coordinator.merge import ChunkResult, Merger
 from handler.coordinator.progress import ProgressPublisher
 from handler.coordinator.scheduler import Scheduler, SchedulerConfig
 from handler.coordinator.siblings import SiblingPool
 from handler.coordinator.stats import FanoutStats
 from handler.envelope import ParsedJob
-from handler.modes import default_chunk_size, effective_workers
+from handler.modes import effective_workers
 from handler.output import job_output
 from handler.settings import Settings
 from handler.worker import run_context
@@ -68,17 +68,22 @@ async def coordinate(
     deadline_s = time.monotonic() + settings.request_timeout
     env = parsed.envelope
     workers = effective_workers(parsed, settings)
-    chunk_size = default_chunk_size(len(parsed.items), workers, settings.chunk_size)
-    chunks = chunk_job(parsed, chunk_size)
+    sizes = chunk_sizes(len(parsed.items), workers, settings.chunk_size)
+    chunks = chunk_job(parsed, sizes)
     coordinator_loads = settings.load_mode == "coordinator"
     item_ids = [parsed.pipeline.item_id(i) for i in parsed.items]
-    stats = FanoutStats(chunks=len(chunks), chunk_size=chunk_size)
+    stats = FanoutStats(
+        chunks=len(chunks),
+        chunk_size=max(sizes),
+        chunk_plan="fixed" if settings.chunk_size > 0 else "guided",
+    )
     merger = Merger(item_ids, keep_records=coordinator_loads)
     logger.info(
-        "coordinating {} items in {} chunks of {} over {} workers (load by {})",
+        "coordinating {} items in {} chunks of {}..{} over {} workers (load by {})",
         len(item_ids),
         len(chunks),
-        chunk_size,
+        max(sizes),
+        min(sizes),
         workers,
         settings.load_mode,
     )

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from handler.envelope import ParsedJob, SiblingInfo
 
-__all__ = ["Chunk", "chunk_job", "local_job", "sibling_input"]
+__all__ = ["Chunk", "chunk_job", "chunk_sizes", "local_job", "sibling_input"]
 
 
 @dataclass
@@ -33,14 +33,34 @@ class Chunk:
         return f"{parent_id}:{self.index}"
 
 
-def chunk_job(parsed: ParsedJob, chunk_size: int) -> list[Chunk]:
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+def chunk_sizes(n_items: int, workers: int, configured: int = 0) -> list[int]:
+    """Sizes of consecutive chunks. CHUNK_SIZE > 0: all that size. Otherwise guided ("factoring"):
+    each chunk takes 1/(2·workers) of the items still unassigned, so early chunks are big (few
+    sibling round trips, each costing the SDK's post-job pause) and the last ones are single
+    items that even out the finish (a slow chunk cannot hold the rest)."""
+    if n_items < 1 or workers < 1:
+        raise ValueError(f"need items and workers, got {n_items} items, {workers} workers")
+    sizes: list[int] = []
+    left = n_items
+    while left > 0:
+        size = configured if configured > 0 else -(-left // (2 * workers))
+        sizes.append(min(size, left))
+        left -= sizes[-1]
+    return sizes
+
+
+def chunk_job(parsed: ParsedJob, sizes: list[int]) -> list[Chunk]:
+    """Cut the job's items into chunks of `sizes` (which must add up to the item count)."""
     raw = parsed.envelope.items
-    return [
-        Chunk(i, first, raw[first : first + chunk_size], parsed.items[first : first + chunk_size])
-        for i, first in enumerate(range(0, len(raw), chunk_size))
-    ]
+    if sum(sizes) != len(raw) or min(sizes) < 1:
+        raise ValueError(f"chunk sizes {sizes} do not cover {len(raw)} items")
+    chunks, first = [], 0
+    for i, size in enumerate(sizes):
+        chunks.append(
+            Chunk(i, first, raw[first : first + size], parsed.items[first : first + size])
+        )
+        first += size
+    return chunks
 
 
 def _sibling_info(parsed: ParsedJob, chunk: Chunk, return_records: bool) -> SiblingInfo:

@@ -11,7 +11,8 @@ __all__ = ["FanoutStats"]
 @dataclass
 class FanoutStats:
     chunks: int = 0
-    chunk_size: int = 0
+    chunk_size: int = 0  # the largest chunk (guided plans shrink towards 1)
+    chunk_plan: str = "guided"  # or "fixed" (CHUNK_SIZE set)
     siblings_submitted: int = 0
     retries: int = 0  # chunk attempts after a failed, timed-out, lost or cancelled-by-others one
     chunks_local: int = 0  # chunks the coordinator ran itself

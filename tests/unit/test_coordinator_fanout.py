@@ -12,7 +12,7 @@ import pytest
 
 from handler.api import EndpointClient, RetryPolicy
 from handler.coordinator import coordinate
-from handler.coordinator.chunks import chunk_job, sibling_input
+from handler.coordinator.chunks import chunk_job, chunk_sizes, sibling_input
 from handler.coordinator.merge import ChunkResult, Merger
 from handler.entry import handler as real_handler
 from handler.envelope import parse_job
@@ -131,7 +131,7 @@ async def test_results_in_input_order_with_bounded_in_flight(clean_env):
     assert out["ok"] is True and out["mode"] == "coordinator"
     assert [r["id"] for r in out["results"]] == [f"it-{i:03d}" for i in range(24)]
     fan = out["fanout"]
-    assert fan["chunks"] == 12 and fan["chunk_size"] == 2  # ~4 chunks per worker
+    assert fan["chunks"] == 12 and fan["chunk_size"] == 4 and fan["chunk_plan"] == "guided"
     assert fan["siblings_submitted"] + fan["chunks_local"] - fan["taken_back"] == 12
     assert 1 <= fan["max_in_flight"] <= 3 and queue.max_running <= 3
     assert fan["chunks_local"] >= 1  # the coordinator worked too
@@ -189,7 +189,7 @@ def test_sibling_input_is_a_worker_job_with_its_chunk(clean_env):
     job = synthetic_job(10, workers=3)
     job["input"]["cleanup"] = True
     parsed = parse_job(job)
-    chunks = chunk_job(parsed, 4)
+    chunks = chunk_job(parsed, chunk_sizes(10, 3, configured=4))
     assert [c.size for c in chunks] == [4, 4, 2]
     data = sibling_input(parsed, chunks[1], return_records=True, cleanup=False)
     assert data["mode"] == "worker" and data["cleanup"] is False and "workers" not in data
@@ -208,7 +208,7 @@ def test_sibling_input_is_a_worker_job_with_its_chunk(clean_env):
 
 def test_duplicate_completion_is_ignored():
     parsed = parse_job(synthetic_job(4))
-    chunks = chunk_job(parsed, 2)
+    chunks = chunk_job(parsed, [2, 2])
     merger = Merger(["it-000", "it-001", "it-002", "it-003"], keep_records=False)
     first = ChunkResult([{"id": "it-002"}, {"id": "it-003"}], [])
     assert merger.accept(chunks[1], first)
@@ -217,9 +217,11 @@ def test_duplicate_completion_is_ignored():
     assert merger.items_done == 2
 
 
-@pytest.mark.parametrize("n,workers,expected", [(12, 4, 1), (100, 4, 7), (5, 8, 1)])
-def test_default_chunk_size_gives_several_chunks_per_worker(n, workers, expected):
-    from handler.modes import default_chunk_size
-
-    assert default_chunk_size(n, workers) == expected
-    assert default_chunk_size(n, workers, configured=3) == 3
+def test_guided_chunk_sizes_shrink_and_cover_every_item():
+    sizes = chunk_sizes(160, 8)
+    assert sum(sizes) == 160 and sizes == sorted(sizes, reverse=True)
+    assert sizes[0] == 10 and sizes[-1] == 1  # 1/(2·workers) of what is left
+    assert chunk_sizes(12, 4) == [2, 2, 1, 1, 1, 1, 1, 1, 1, 1]
+    assert chunk_sizes(10, 3, configured=4) == [4, 4, 2]
+    with pytest.raises(ValueError):
+        chunk_sizes(0, 3)
