@@ -1,38 +1,46 @@
 """The scraping stage's library: fetch `{url}` sources and render inline `{html}` with Playwright.
 
-FIRST CUT (issue 2): inline HTML passes through unrendered; URL sources fail with a clear message.
-Issue 5 replaces `fetch_pages` with the Playwright implementation behind the same signature.
+`fetch_pages` runs one job's pages in a fresh context of the process's warm Chromium, in parallel
+up to a bounded concurrency, behind an address guard; see docs/scraping.md.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import asyncio
+import time
+
+from loguru import logger
 
 from pipeline.config import ScrapeConfig
+from pipeline.errors import FatalWorkerError
 from pipeline.resources import WarmResources
+from pipeline.scrape.browser import get_browser, relaunch_browser
+from pipeline.scrape.egress import EgressProxy
+from pipeline.scrape.guard import AddressGuard
+from pipeline.scrape.models import PageRequest, PageResult
+from pipeline.scrape.politeness import DomainGate, RobotsCache
+from pipeline.scrape.session import ScrapeSession
 
-__all__ = ["PageRequest", "PageResult", "fetch_pages"]
+__all__ = ["PageRequest", "PageResult", "default_concurrency", "fetch_pages"]
+
+_PAGE_MEMORY_BYTES = 200 * 1024 * 1024  # a rendered page's share of memory, roughly
+_MAX_CONCURRENCY = 32
+_GRACE_S = 5.0  # past the budget, how long cancelled pages get to wind down
 
 
-class PageRequest(BaseModel):
-    model_config = ConfigDict(frozen=True)
-    url: str | None = None
-    html: str | None = None
+def default_concurrency() -> int:
+    """Pages in parallel when SCRAPE_CONCURRENCY=0: what memory allows, at most 4 per core."""
+    import os
+
+    import psutil
+
+    by_memory = int(psutil.virtual_memory().available // _PAGE_MEMORY_BYTES)
+    by_cpu = 4 * (os.cpu_count() or 1)
+    return max(1, min(by_memory, by_cpu, _MAX_CONCURRENCY))
 
 
-class PageResult(BaseModel):
-    url: str | None = None
-    final_url: str | None = None
-    status: int | None = None
-    title: str | None = None
-    html: str | None = None
-    error: str | None = None
-    retryable: bool = False
-    timings_ms: dict[str, float] = Field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
+def _budget_s(config: ScrapeConfig, budget_s: float | None) -> float:
+    return max(0.0, min(config.stage_timeout_s, budget_s if budget_s is not None else 1e18))
 
 
 async def fetch_pages(
@@ -42,13 +50,104 @@ async def fetch_pages(
     *,
     budget_s: float | None = None,
 ) -> list[PageResult]:
-    """One result per request, same order; a failing page fails only its own result."""
-    results = []
-    for req in requests:
-        if req.html is not None:
-            results.append(PageResult(url=req.url, final_url=req.url, html=req.html))
+    """One result per request, same order; a failing page fails only its own result.
+
+    Raises `FatalWorkerError` when the browser crashes again after one relaunch.
+    """
+    t0 = time.monotonic()
+    deadline = t0 + _budget_s(config, budget_s)
+    results: list[PageResult | None] = [None] * len(requests)
+    guard = AddressGuard(config.allow_hosts)
+    pending: list[int] = []
+    for i, req in enumerate(requests):
+        if req.html is None and req.url is None:
+            results[i] = PageResult(error="a source needs a url or html")
+        elif req.html is None and (refusal := guard.scheme_refusal(req.url or "")):
+            results[i] = PageResult(url=req.url, error=refusal)
         else:
-            results.append(
-                PageResult(url=req.url, error="fetching URLs is not available yet (issue 5)")
+            pending.append(i)
+    if not pending:
+        return [r for r in results if r is not None]
+
+    concurrency = config.concurrency or default_concurrency()
+    proxy = EgressProxy(guard, connect_timeout_s=min(30.0, config.navigation_timeout_s))
+    await proxy.start()
+    gate = DomainGate(config.per_domain_concurrency)
+    robots = (
+        RobotsCache(config.user_agent, proxy.server_url, min(30.0, config.navigation_timeout_s))
+        if config.respect_robots
+        else None
+    )
+    try:
+        for launch in range(2):
+            warm = await (
+                get_browser(resources, config)
+                if launch == 0
+                else relaunch_browser(resources, config)
             )
-    return results
+            session = ScrapeSession(warm, config, guard, proxy, gate, robots, concurrency, deadline)
+            await _run(session, requests, pending, results)
+            if not session.lost:
+                break
+            if launch == 1:
+                resources.refresh_requested = True
+                raise FatalWorkerError(
+                    f"Chromium crashed twice in one scrape call ({len(session.lost)} pages lost)"
+                )
+            logger.warning(
+                "Chromium crashed or disconnected; relaunching once for {} pages",
+                len(session.lost),
+            )
+            pending = sorted(session.lost)
+    finally:
+        await proxy.close()
+    done = [r for r in results if r is not None]
+    logger.debug(
+        "fetched {} pages ({} failed) in {:.2f}s with concurrency {}",
+        len(done),
+        sum(1 for r in done if not r.ok),
+        time.monotonic() - t0,
+        concurrency,
+    )
+    return [r or PageResult(error="not fetched") for r in results]
+
+
+async def _run(
+    session: ScrapeSession,
+    requests: list[PageRequest],
+    pending: list[int],
+    results: list[PageResult | None],
+) -> None:
+    """Fetch `pending` in `session`; pages still running at the deadline fail as timed out."""
+    await session.open()
+    tasks: dict[asyncio.Future, int] = {}
+    try:
+        tasks = {asyncio.ensure_future(session.fetch(i, requests[i])): i for i in pending}
+        remaining_s = max(0.0, session.deadline - time.monotonic())
+        _done, late = await asyncio.wait(tasks, timeout=remaining_s + _GRACE_S)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.gather(*late, return_exceptions=True)
+        for task, i in tasks.items():
+            if task in late or task.cancelled():
+                results[i] = PageResult(
+                    url=requests[i].url,
+                    error="scrape budget (SCRAPE_TIMEOUT_S or the job deadline) ran out "
+                    "before this page finished",
+                    retryable=True,
+                )
+            elif task.exception() is not None:
+                exc = task.exception()
+                results[i] = PageResult(
+                    url=requests[i].url, error=f"{type(exc).__name__}: {exc}", retryable=True
+                )
+            elif task.result() is not None:
+                results[i] = task.result()
+    finally:
+        unfinished = [t for t in tasks if not t.done()]
+        for task in unfinished:  # we were cancelled ourselves
+            task.cancel()
+        if unfinished:
+            await asyncio.gather(*unfinished, return_exceptions=True)
+        await session.close()

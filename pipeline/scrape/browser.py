@@ -1,0 +1,205 @@
+"""The warm browser: find the executable, launch Chromium once per process, relaunch when broken.
+
+The browser lives in `WarmResources` under the name `"browser"` as a `WarmBrowser` (Playwright's
+driver plus the Browser). It is bound to the event loop that launched it: a caller on another
+loop (a new test loop, say) gets a fresh one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from pipeline.config import ScrapeConfig
+from pipeline.errors import FatalWorkerError, StageError
+from pipeline.resources import WarmResources
+
+__all__ = [
+    "LAUNCH_ARGS",
+    "RESOURCE_NAME",
+    "WarmBrowser",
+    "find_executable",
+    "get_browser",
+    "relaunch_browser",
+]
+
+RESOURCE_NAME = "browser"
+LAUNCH_ARGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-sync",
+    "--disable-extensions",
+    "--disable-default-apps",
+    "--mute-audio",
+)
+_SYSTEM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+_LAUNCH_TIMEOUT_MS = 60_000
+
+
+@dataclass
+class WarmBrowser:
+    playwright: Any
+    browser: Any
+    executable: str
+    loop: asyncio.AbstractEventLoop
+    driver_pid: int | None = None
+    disconnected: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def healthy(self) -> bool:
+        return (
+            self.loop is _running_loop()
+            and not self.disconnected.is_set()
+            and self.browser.is_connected()
+        )
+
+    async def close(self) -> None:
+        if self.loop is not _running_loop():
+            self.kill()  # bound to another (dead) loop: nothing can be awaited on it any more
+            return
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.browser.close(), 10)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.playwright.stop(), 10)
+
+    def kill(self) -> None:
+        """End the driver and its browser processes without the (unusable) Playwright client."""
+        if self.driver_pid is None:
+            return
+        import psutil
+
+        with contextlib.suppress(psutil.Error):
+            driver = psutil.Process(self.driver_pid)
+            procs = [*driver.children(recursive=True), driver]
+            for proc in procs:
+                with contextlib.suppress(psutil.Error):
+                    proc.kill()
+            psutil.wait_procs(procs, timeout=5)
+
+    def browser_pids(self) -> list[int]:
+        """Chromium's processes (for memory accounting and crash tests)."""
+        import psutil
+
+        with contextlib.suppress(psutil.Error):
+            if self.driver_pid is not None:
+                return [p.pid for p in psutil.Process(self.driver_pid).children(recursive=True)]
+        return []
+
+
+def _child_pids() -> set[int]:
+    import psutil
+
+    return {p.pid for p in psutil.Process().children()}
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _playwright_chromium() -> str | None:
+    """Playwright's own downloaded Chromium, if a `playwright install` ever put one here."""
+    base = Path.home() / ".cache" / "ms-playwright"
+    for pattern in (
+        "chromium_headless_shell-*/chrome-*/headless_shell",
+        "chromium-*/chrome-*/chrome",
+    ):
+        found = sorted(base.glob(pattern), reverse=True)
+        if found:
+            return str(found[0])
+    return None
+
+
+def find_executable(config: ScrapeConfig) -> str:
+    """config.executable_path, else Playwright's own browser, else a system Chromium on PATH."""
+    if config.executable_path:
+        path = config.executable_path
+        resolved = shutil.which(path) or (path if os.path.isfile(path) else None)
+        if not resolved or not os.access(resolved, os.X_OK):
+            raise StageError(
+                f"CHROMIUM_PATH={path!r} is not an executable file; "
+                "point CHROMIUM_PATH at a Chromium binary (e.g. /usr/bin/chromium)"
+            )
+        return resolved
+    own = _playwright_chromium()
+    if own:
+        return own
+    for name in _SYSTEM_NAMES:
+        found = shutil.which(name)
+        if found:
+            return found
+    raise StageError(
+        "no Chromium found: set CHROMIUM_PATH to a Chromium executable "
+        f"(looked for Playwright's browser and {', '.join(_SYSTEM_NAMES)} on PATH)"
+    )
+
+
+async def _launch(config: ScrapeConfig) -> WarmBrowser:
+    from playwright.async_api import async_playwright
+
+    executable = find_executable(config)
+    last: BaseException | None = None
+    for attempt in range(2):
+        before = _child_pids()
+        pw = await async_playwright().start()
+        new_children = sorted(_child_pids() - before)
+        try:
+            browser = await pw.chromium.launch(
+                executable_path=executable,
+                headless=True,
+                args=list(LAUNCH_ARGS),
+                timeout=_LAUNCH_TIMEOUT_MS,
+                handle_sigint=False,
+                handle_sigterm=False,
+                handle_sighup=False,
+            )
+        except Exception as exc:
+            last = exc
+            logger.warning("Chromium launch {} failed: {}", attempt + 1, str(exc)[:300])
+            with contextlib.suppress(Exception):
+                await pw.stop()
+            continue
+        warm = WarmBrowser(
+            pw,
+            browser,
+            executable,
+            asyncio.get_running_loop(),
+            driver_pid=new_children[0] if len(new_children) == 1 else None,
+        )
+        browser.on("disconnected", lambda _b, event=warm.disconnected: event.set())
+        logger.info("Chromium {} launched from {}", browser.version, executable)
+        return warm
+    first_line = str(last).strip().splitlines()[0][:300] if last else "unknown error"
+    raise FatalWorkerError(f"Chromium at {executable} failed to launch twice: {first_line}")
+
+
+async def _close(warm: WarmBrowser) -> None:
+    await warm.close()
+
+
+async def get_browser(resources: WarmResources, config: ScrapeConfig) -> WarmBrowser:
+    """The process's warm browser; a dead or foreign-loop one is replaced first."""
+    warm: WarmBrowser | None = resources.peek(RESOURCE_NAME)
+    if warm is not None and not warm.healthy:
+        logger.warning("warm Chromium is gone (crashed or closed); relaunching")
+        await resources.discard(RESOURCE_NAME)
+    return await resources.get(RESOURCE_NAME, lambda: _launch(config), _close)
+
+
+async def relaunch_browser(resources: WarmResources, config: ScrapeConfig) -> WarmBrowser:
+    await resources.discard(RESOURCE_NAME)
+    return await resources.get(RESOURCE_NAME, lambda: _launch(config), _close)

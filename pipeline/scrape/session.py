@@ -1,0 +1,172 @@
+"""One browser context serving one `fetch_pages` call: routing, page pool, retries, politeness."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+from loguru import logger
+
+from pipeline.config import ScrapeConfig
+from pipeline.scrape.browser import WarmBrowser
+from pipeline.scrape.egress import EgressProxy
+from pipeline.scrape.fetch import Attempt, PageSlot, fetch_once
+from pipeline.scrape.guard import AddressGuard, host_of
+from pipeline.scrape.models import PageRequest, PageResult
+from pipeline.scrape.politeness import DomainGate, RobotsCache, backoff_s
+
+__all__ = ["BLOCKED_TYPES", "ScrapeSession"]
+
+BLOCKED_TYPES = frozenset({"image", "media", "font"})
+
+
+class ScrapeSession:
+    """Fetches a set of requests in one fresh context of `warm`; fills `results` by index."""
+
+    def __init__(
+        self,
+        warm: WarmBrowser,
+        config: ScrapeConfig,
+        guard: AddressGuard,
+        proxy: EgressProxy,
+        gate: DomainGate,
+        robots: RobotsCache | None,
+        concurrency: int,
+        deadline: float,
+    ) -> None:
+        self.warm = warm
+        self.config = config
+        self.guard = guard
+        self.proxy = proxy
+        self.gate = gate
+        self.robots = robots
+        self.deadline = deadline
+        self.slots = asyncio.Semaphore(concurrency)
+        self.idle: list[PageSlot] = []
+        self.by_page: dict[Any, PageSlot] = {}
+        self.lost: set[int] = set()  # indices that failed because the browser went away
+        self.context: Any = None
+
+    async def open(self) -> None:
+        self.context = await self.warm.browser.new_context(
+            user_agent=self.config.user_agent,
+            accept_downloads=False,
+            proxy={"server": self.proxy.server_url},
+            service_workers="block",
+            java_script_enabled=True,
+            bypass_csp=False,
+        )
+        self.context.set_default_timeout(max(1000, self.config.render_timeout_s * 1000))
+        await self.context.route("**/*", self._route)
+
+    async def close(self) -> None:
+        if self.context is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.context.close(), 10)
+
+    async def _route(self, route: Any) -> None:
+        """Block heavy resources, serve inline HTML, refuse unsafe hosts early.
+
+        The egress proxy enforces the same rules on every hop; this just fails sooner and clearer.
+        """
+        request = route.request
+        try:
+            if self.config.block_resources and request.resource_type in BLOCKED_TYPES:
+                await route.abort("blockedbyclient")
+                return
+            if request.is_navigation_request():
+                slot = self.by_page.get(request.frame.page) if request.frame else None
+                if slot is not None and slot.inline_html is not None:
+                    html, slot.inline_html = slot.inline_html, None
+                    await route.fulfill(
+                        status=200, content_type="text/html; charset=utf-8", body=html
+                    )
+                    return
+            verdict = await self.guard.check_url(request.url)
+            if not verdict.allowed:
+                await route.abort("blockedbyclient")
+                return
+            await route.continue_()
+        except Exception as exc:  # the page or context went away meanwhile
+            logger.trace("route {}: {}", request.url[:100], exc)
+
+    async def _acquire_page(self) -> PageSlot:
+        if self.idle:
+            return self.idle.pop()
+        page = await self.context.new_page()
+        slot = PageSlot(page, self.config.max_page_bytes)
+        self.by_page[page] = slot
+        return slot
+
+    async def _release_page(self, slot: PageSlot, healthy: bool) -> None:
+        if healthy and not slot.page.is_closed():
+            self.idle.append(slot)
+            return
+        self.by_page.pop(slot.page, None)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(slot.page.close(), 5)
+
+    async def fetch(self, index: int, req: PageRequest) -> PageResult | None:
+        """The final result of one request (after retries); None when the browser was lost."""
+        t0 = time.monotonic()
+        host = host_of(req.url) if req.url and req.html is None else ""
+        attempt_no = 0
+        while True:
+            attempt_no += 1
+            attempt = await self._attempt(index, req, host)
+            if attempt is None:
+                return None
+            result = attempt.result
+            result.attempts = attempt_no
+            if attempt.browser_lost:
+                self.lost.add(index)
+                return None
+            if result.ok or not attempt.retry or attempt_no > self.config.retries:
+                break
+            delay_s = attempt.retry_after_s
+            if attempt.rate_limited:
+                delay_s = delay_s if delay_s is not None else backoff_s(attempt_no)
+                self.gate.penalize(host, delay_s)
+            delay_s = backoff_s(attempt_no - 1) if delay_s is None else delay_s
+            if time.monotonic() + delay_s >= self.deadline:
+                result.error = f"{result.error}; no time left in the scrape budget to retry"
+                break
+            await asyncio.sleep(delay_s)
+        result.timings_ms["total"] = round((time.monotonic() - t0) * 1000, 1)
+        return result
+
+    async def _attempt(self, index: int, req: PageRequest, host: str) -> Attempt | None:
+        gate = self.gate.slot(host) if host else contextlib.nullcontext()
+        async with gate, self.slots:
+            if time.monotonic() >= self.deadline:
+                return Attempt(
+                    PageResult(
+                        url=req.url,
+                        error="scrape budget exhausted before this page",
+                        retryable=True,
+                    )
+                )
+            if self.robots is not None and host:
+                allowed, why = await self.robots.allowed(req.url or "")
+                if not allowed:
+                    return Attempt(PageResult(url=req.url, error=f"refused: {why}"))
+            if self.warm.disconnected.is_set():
+                self.lost.add(index)
+                return None
+            try:
+                slot = await self._acquire_page()
+            except Exception as exc:
+                if self.warm.disconnected.is_set() or not self.warm.browser.is_connected():
+                    self.lost.add(index)
+                    return None
+                return Attempt(
+                    PageResult(url=req.url, error=f"could not open a page: {exc}", retryable=True),
+                    retry=True,
+                )
+            attempt = await fetch_once(
+                slot, req, index, self.config, self.guard, self.deadline, self.warm.disconnected
+            )
+            await self._release_page(slot, attempt.page_ok)
+            return attempt
