@@ -1,0 +1,171 @@
+"""The worker pool: N real worker processes running `worker_cmd` through the SDK's job loop.
+
+Each worker runs in its own session (process group), so its heartbeat child process dies with it.
+A worker that exits is restarted after a backoff that doubles while it keeps crashing; its
+in-flight jobs are re-queued or failed by the state (`worker_exited`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from pathlib import Path
+from typing import IO
+
+from loguru import logger
+
+from handler.emulator.state import EndpointState
+
+__all__ = ["WorkerPool", "worker_environment"]
+
+
+def worker_environment(
+    state: EndpointState, base_url: str, worker_id: str, gen: int, home: Path
+) -> dict[str, str]:
+    """The environment of one worker process: RunPod's worker variables pointing at us."""
+    cfg = state.config
+    env: dict[str, str] = {"PATH": os.defpath}
+    if cfg.inherit_env:
+        # Launching a child process: pass the shell through, minus any RunPod wiring of our own.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RUNPOD_")}
+    url = f"{base_url}/{cfg.endpoint_id}"
+    query = f"?gpu=emulated&gen={gen}"
+    env.update(
+        {
+            "RUNPOD_WEBHOOK_GET_JOB": f"{url}/job-take/$ID{query}",
+            "RUNPOD_WEBHOOK_POST_OUTPUT": f"{url}/job-done/$RUNPOD_POD_ID/$ID{query}",
+            "RUNPOD_WEBHOOK_POST_STREAM": f"{url}/job-stream/$RUNPOD_POD_ID/$ID{query}",
+            "RUNPOD_WEBHOOK_PING": f"{url}/ping/$RUNPOD_POD_ID{query}",
+            "RUNPOD_POD_ID": worker_id,
+            "RUNPOD_POD_HOSTNAME": f"emulator-{worker_id}",
+            "RUNPOD_AI_API_KEY": state.worker_key,
+            "RUNPOD_PING_INTERVAL": str(cfg.ping_interval_ms),
+            "RUNPOD_SKIP_AUTO_SYSTEM_CHECKS": "true",
+            "RUNPOD_SKIP_GPU_CHECK": "true",
+            "RUNPOD_ENDPOINT_BASE_URL": base_url,
+            "RUNPOD_ENDPOINT_ID": cfg.endpoint_id,
+            "RUNPOD_API_KEY": cfg.api_key or "emulator-no-key",
+            "RUNPOD_LOG_LEVEL": "INFO",
+            "HOME": str(home),  # no developer ~/.runpod/config.toml (it would override the key)
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update(cfg.worker_env)
+    return env
+
+
+def _describe(returncode: int) -> str:
+    if returncode < 0:
+        return f"killed by {signal.Signals(-returncode).name}"
+    return f"exited with code {returncode}"
+
+
+class WorkerPool:
+    def __init__(self, state: EndpointState, base_url: str, home: Path) -> None:
+        self.state = state
+        self.base_url = base_url
+        self.home = home
+        self.procs: dict[str, asyncio.subprocess.Process] = {}
+        self.stopping = False
+        self._expected_exit: set[str] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._log: IO[bytes] | None = None
+        state.on_lost = self.kill_lost
+        state.on_refresh = self.refresh
+
+    async def start(self) -> None:
+        cfg = self.state.config
+        if cfg.worker_log_path is not None:
+            self._log = open(cfg.worker_log_path, "ab")  # noqa: SIM115 - closed in shutdown()
+        for slot in range(cfg.workers):
+            wid = f"worker-{slot}"
+            self._tasks.append(asyncio.create_task(self._supervise(wid, slot), name=wid))
+
+    async def _supervise(self, wid: str, slot: int) -> None:
+        cfg = self.state.config
+        while not self.stopping:
+            w = self.state.register_worker(wid, slot, supervised=True)
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    *cfg.worker_cmd,
+                    cwd=cfg.worker_cwd,
+                    env=worker_environment(self.state, self.base_url, wid, w.gen, self.home),
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=self._log,
+                    stderr=self._log,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                logger.error("cannot start worker {}: {}", wid, exc)
+                self.state.worker_exited(wid, f"failed to start: {exc}", crash=True)
+            else:
+                w.pid = proc.pid
+                self.procs[wid] = proc
+                returncode = await proc.wait()
+                self._kill_group(proc.pid, signal.SIGKILL)  # the orphaned heartbeat process
+                expected = self.stopping or wid in self._expected_exit
+                self._expected_exit.discard(wid)
+                reason = _describe(returncode)
+                if not expected:
+                    logger.warning("worker {} (pid {}) {}", wid, proc.pid, reason)
+                self.state.worker_exited(wid, reason, crash=not expected)
+            if self.stopping:
+                return
+            w.restarts += 1
+            recent = len(w.exits)
+            delay_s = 0.0 if not recent else cfg.restart_backoff_s * 2 ** (recent - 1)
+            await asyncio.sleep(min(delay_s, cfg.max_restart_backoff_s))
+
+    @staticmethod
+    def _kill_group(pgid: int, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, sig)
+
+    def signal_worker(self, wid: str, sig: int) -> None:
+        """SIGSTOP/SIGCONT go to the whole group (heartbeat too); others to the main process."""
+        proc = self.procs.get(wid)
+        if proc is None or proc.returncode is not None:
+            raise RuntimeError(f"worker {wid} has no running process")
+        if sig in (signal.SIGSTOP, signal.SIGCONT):
+            self._kill_group(proc.pid, sig)
+        else:
+            os.kill(proc.pid, sig)
+
+    def kill_lost(self, wid: str) -> None:
+        proc = self.procs.get(wid)
+        if proc is not None and proc.returncode is None:
+            self._kill_group(proc.pid, signal.SIGKILL)
+
+    def refresh(self, wid: str) -> None:
+        """stopPod / refresh_worker: let the worker exit cleanly, then start a fresh one."""
+        proc = self.procs.get(wid)
+        if proc is not None and proc.returncode is None:
+            self._expected_exit.add(wid)
+            self.state.drain(wid)
+            os.kill(proc.pid, signal.SIGTERM)
+
+    async def shutdown(self, grace_s: float) -> None:
+        """SIGTERM every worker (in-flight jobs finish), SIGKILL what is left after grace_s."""
+        self.stopping = True
+        live = [(wid, p) for wid, p in self.procs.items() if p.returncode is None]
+        for wid, proc in live:
+            self.state.drain(wid)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGTERM)
+        if live:
+            await asyncio.wait([asyncio.ensure_future(p.wait()) for _, p in live], timeout=grace_s)
+            for wid, proc in live:
+                if proc.returncode is None:
+                    logger.warning("worker {} did not stop within {}s: SIGKILL", wid, grace_s)
+                    self._kill_group(proc.pid, signal.SIGKILL)
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=2)  # each records its worker's exit
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for proc in self.procs.values():
+            self._kill_group(proc.pid, signal.SIGKILL)
+        if self._log is not None:
+            self._log.close()

@@ -1,0 +1,216 @@
+"""Out-of-process mode: uvicorn on 127.0.0.1 in a background thread plus real worker processes.
+
+`run_emulator(config)` is for tests, demos and benchmarks (a context manager); `serve_forever`
+is what `podfleet emulate` calls. `Emulator` is the handle both give: it hops onto the server's
+event loop for every read, so it is safe to use from the caller's thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import uvicorn
+
+from handler.emulator.app import create_app
+from handler.emulator.config import EmulatorConfig, FaultConfig
+from handler.emulator.pool import WorkerPool
+from handler.emulator.state import EndpointState
+
+__all__ = ["Emulator", "run_emulator", "serve_forever"]
+
+T = TypeVar("T")
+
+
+class Emulator:
+    """A running emulator (out-of-process workers). Thread-safe handle."""
+
+    def __init__(self, state: EndpointState, pool: WorkerPool, base_url: str) -> None:
+        assert state.loop is not None
+        self._state = state
+        self._pool = pool
+        self._loop = state.loop
+        self.base_url = base_url
+        self.endpoint_id = state.config.endpoint_id
+        self.api_key = state.config.api_key
+
+    @property
+    def faults(self) -> FaultConfig:
+        return self._state.faults
+
+    @property
+    def url(self) -> str:
+        """The endpoint URL: f"{base_url}/{endpoint_id}"."""
+        return f"{self.base_url}/{self.endpoint_id}"
+
+    def _call(self, fn: Callable[[], T], timeout_s: float = 10) -> T:
+        async def run() -> T:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout_s)
+
+    def _wait(self, coro: Any, timeout_s: float) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout_s + 10)
+
+    def wait_idle(self, timeout_s: float) -> None:
+        """Block until nothing is queued, running or being delivered (webhooks); TimeoutError."""
+        self._wait(self._state.wait_idle(timeout_s), timeout_s)
+
+    def wait_until(self, predicate: Callable[[], bool], timeout_s: float) -> None:
+        """Block until predicate() (evaluated on the emulator's loop at every change) holds."""
+        self._wait(self._state.wait_until(predicate, timeout_s), timeout_s)
+
+    def wait_job(
+        self,
+        job_id: str,
+        predicate: Callable[[dict[str, Any] | None], bool] | None = None,
+        timeout_s: float = 60,
+    ) -> dict[str, Any] | None:
+        """Wait until the job is final (or predicate(job info, None once deleted) holds)."""
+        state = self._state
+
+        def check() -> bool:
+            job = state.jobs.get(job_id)
+            if predicate is None:
+                return job is None or job.status.is_final()
+            return predicate(job.info() if job else None)
+
+        self.wait_until(check, timeout_s)
+        return self._call(lambda: state.jobs[job_id].info() if job_id in state.jobs else None)
+
+    def wait_ready(self, timeout_s: float = 60, count: int | None = None) -> None:
+        """Wait until `count` workers (default: all not throttled) are idle or running."""
+        state = self._state
+
+        def ready() -> bool:
+            states = [state.worker_state(w) for w in state.workers.values()]
+            want = count if count is not None else len(states) - states.count("throttled")
+            return sum(s in ("idle", "running") for s in states) >= want
+
+        try:
+            self.wait_until(ready, timeout_s)
+        except TimeoutError:
+            raise TimeoutError(f"workers not ready in {timeout_s}s: {self.workers()}") from None
+
+    def health(self) -> dict[str, Any]:
+        return self._call(self._state.health)
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        def info() -> dict[str, Any]:
+            if job_id not in self._state.jobs:
+                raise KeyError(f"job {job_id!r} not found (unknown or expired)")
+            return self._state.jobs[job_id].info()
+
+        return self._call(info)
+
+    def jobs(self) -> list[dict[str, Any]]:
+        return self._call(lambda: [j.info() for j in self._state.jobs.values()])
+
+    def workers(self) -> list[dict[str, Any]]:
+        return self._call(self._state.workers_info)
+
+    def kill_worker(
+        self, worker_id: str | None = None, *, busy: bool = True, sig: int = signal.SIGKILL
+    ) -> str:
+        """Signal a worker (default: SIGKILL a busy one). SIGSTOP freezes it and its heartbeat."""
+
+        def pick() -> str:
+            if worker_id is not None:
+                return worker_id
+            for w in self._state.workers.values():
+                if w.alive and (bool(w.jobs) or not busy):
+                    return w.id
+            raise RuntimeError("no busy worker to kill" if busy else "no live worker")
+
+        wid = self._call(pick)
+        self._call(lambda: self._pool.signal_worker(wid, sig))
+        return wid
+
+    def client_env(self) -> dict[str, str]:
+        """What a client needs: RUNPOD_ENDPOINT_BASE_URL, RUNPOD_ENDPOINT_ID, RUNPOD_API_KEY."""
+        return {
+            "RUNPOD_ENDPOINT_BASE_URL": self.base_url,
+            "RUNPOD_ENDPOINT_ID": self.endpoint_id,
+            "RUNPOD_API_KEY": self.api_key or "emulator-no-key",
+        }
+
+
+@contextlib.contextmanager
+def run_emulator(
+    config: EmulatorConfig, *, port: int | None = None, start_timeout_s: float = 30
+) -> Iterator[Emulator]:
+    """Serve the emulator on 127.0.0.1 (a free port unless given) with its worker processes."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port or 0))
+    base_url = f"http://127.0.0.1:{sock.getsockname()[1]}/v2"
+    home = Path(tempfile.mkdtemp(prefix="podfleet-emulator-home-"))
+    state = EndpointState(config)
+    pool = WorkerPool(state, base_url, home)
+    started = threading.Event()
+
+    async def on_startup() -> None:
+        await pool.start()
+        started.set()
+
+    app = create_app(state, on_startup=on_startup)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=3,
+            timeout_keep_alive=120,
+        )
+    )
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="podfleet-emulator", daemon=True
+    )
+    thread.start()
+    try:
+        if not started.wait(start_timeout_s):
+            raise RuntimeError(f"the emulator did not start within {start_timeout_s}s")
+        emulator = Emulator(state, pool, base_url)
+        yield emulator
+    finally:
+        loop = state.loop
+        if loop is not None and thread.is_alive():
+            asyncio.run_coroutine_threadsafe(pool.shutdown(config.shutdown_grace_s), loop).result(
+                config.shutdown_grace_s + 30
+            )
+            loop.call_soon_threadsafe(state.close)
+        server.should_exit = True
+        thread.join(15)
+        sock.close()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def serve_forever(config: EmulatorConfig, port: int | None = None) -> None:
+    """Foreground emulator for `podfleet emulate`: prints the URL and client env; Ctrl-C stops."""
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        with run_emulator(config, port=port) as emu:
+            print(f"RunPod emulator: {emu.url}  ({config.workers} workers)", flush=True)
+            print("Client environment:", flush=True)
+            for name, value in emu.client_env().items():
+                print(f"  export {name}={value}", flush=True)
+            print("Ctrl-C to stop (in-flight jobs finish first).", flush=True)
+            try:
+                while not stop.wait(3600):
+                    pass
+            except KeyboardInterrupt:
+                pass
+            print("stopping: workers get SIGTERM, in-flight jobs finish...", file=sys.stderr)
+    finally:
+        signal.signal(signal.SIGTERM, previous)

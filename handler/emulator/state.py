@@ -1,0 +1,508 @@
+"""The emulated endpoint's state: job table, two-level queue, workers, timers. One event loop.
+
+Every method runs on the emulator's event loop (the ASGI app and the pool call it there; the
+out-of-process `Emulator` hops onto that loop). Waiting is done with `Pulse`s and loop timers
+(`call_later` for executionTimeout, ttl, retention): nothing polls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from loguru import logger
+
+from handler.emulator.config import EmulatorConfig
+from handler.emulator.jobs import FINAL, JobRecord, JobStatus, RunRequest
+from handler.emulator.workers import Pulse, WorkerInfo
+
+__all__ = ["EndpointState", "StateError", "is_loopback_url"]
+
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+class StateError(Exception):
+    """A client mistake: becomes an HTTP error with this status and message."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def is_loopback_url(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and (parts.hostname or "") in _LOOPBACK
+
+
+class EndpointState:
+    def __init__(self, config: EmulatorConfig) -> None:
+        self.config = config
+        self.faults = config.faults
+        self.worker_key = secrets.token_hex(16)
+        self.jobs: dict[str, JobRecord] = {}
+        self.queue: deque[str] = deque()
+        self.queue_low: deque[str] = deque()
+        self.workers: dict[str, WorkerInfo] = {}
+        self.counters = {"completed": 0, "failed": 0, "retried": 0, "cancelled": 0, "expired": 0}
+        self.work = Pulse()  # a job was queued, or a worker may take again
+        self.changed = Pulse()  # any job changed (wait_idle, wait_until, runsync, stream)
+        self.closing = False
+        self.on_lost: Callable[[str], None] | None = None  # the pool kills a lost worker
+        self.on_refresh: Callable[[str], None] | None = None  # stopPod: the pool restarts it
+        self._webhooks: set[asyncio.Task[None]] = set()
+        self._tick: asyncio.Task[None] | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    # ---- lifecycle ---------------------------------------------------------------------
+    def start(self) -> None:
+        """Bind to the running loop; start the lost-worker watch."""
+        self.loop = asyncio.get_running_loop()
+        self.faults._on_change = lambda: self.loop.call_soon_threadsafe(self._faults_changed)
+        interval_s = max(0.25, min(1.0, self.config.lost_after_s / 4))
+        self._tick = asyncio.create_task(self._watch_lost(interval_s))
+
+    def close(self) -> None:
+        """Answer every held long-poll at once; take no more work."""
+        self.closing = True
+        self.faults._on_change = None
+        if self._tick:
+            self._tick.cancel()
+        for job in self.jobs.values():
+            job.cancel_timers()
+        self.work.notify()
+        self.changed.notify()
+        for w in self.workers.values():
+            w.stop_pulse.notify()
+
+    def _faults_changed(self) -> None:
+        self.work.notify()
+
+    # ---- client API --------------------------------------------------------------------
+    def submit(self, req: RunRequest, *, sync: bool) -> JobRecord:
+        if self.closing:
+            raise StateError(503, "the emulator is shutting down")
+        if req.webhook is not None and not is_loopback_url(req.webhook):
+            raise StateError(400, "webhook: the emulator only calls loopback URLs (127.0.0.1)")
+        policy = req.policy
+        cfg = self.config
+        exec_ms = (policy and policy.executionTimeout) or cfg.default_execution_timeout_ms
+        ttl_ms = (policy and policy.ttl) or cfg.default_ttl_ms
+        job = JobRecord(
+            id=f"{secrets.token_hex(4)}-{secrets.token_hex(2)}-{secrets.token_hex(6)}-e1",
+            input=req.input,
+            webhook=req.webhook,
+            execution_timeout_s=exec_ms / 1000,
+            ttl_s=ttl_ms / 1000,
+            low_priority=bool(policy and policy.lowPriority),
+            sync=sync,
+        )
+        self.jobs[job.id] = job
+        self._arm(job, "ttl", job.ttl_s, self._expire)
+        self._enqueue(job)
+        return job
+
+    def get(self, job_id: str) -> JobRecord:
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise StateError(404, f"job {job_id!r} not found (unknown, expired or purged)")
+        return job
+
+    async def wait_final(self, job_id: str, timeout_s: float) -> JobRecord | None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            job = self.jobs.get(job_id)
+            if job is None or job.status.is_final() or self.closing:
+                return job
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return job
+            await self.changed.wait(remaining)
+
+    async def stream(self, job_id: str, wait_s: float) -> dict[str, Any]:
+        """New chunks since the last /stream call (held up to wait_s for one)."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            job = self.get(job_id)
+            fresh = job.stream[job.stream_cursor :]
+            remaining = deadline - time.monotonic()
+            if fresh or job.status.is_final() or remaining <= 0 or self.closing:
+                job.stream_cursor = len(job.stream)
+                body = {"status": str(job.status), "stream": [{"output": c} for c in fresh]}
+                if job.status.is_final() and job.error is not None:
+                    body["error"] = job.error
+                return body
+            await self.changed.wait(remaining)
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        job = self.get(job_id)
+        if job.status is JobStatus.IN_QUEUE:
+            self._dequeue(job)
+        elif job.status is JobStatus.IN_PROGRESS:
+            self._stop_on_worker(job)
+        else:
+            return {"id": job.id, "status": str(job.status)}
+        self.counters["cancelled"] += 1
+        self._finish(job, JobStatus.CANCELLED)
+        return {"id": job.id, "status": str(job.status)}
+
+    def retry(self, job_id: str) -> dict[str, Any]:
+        job = self.get(job_id)
+        if job.status not in (JobStatus.FAILED, JobStatus.TIMED_OUT):
+            raise StateError(
+                400, f"only FAILED or TIMED_OUT jobs can be retried; {job_id} is {job.status}"
+            )
+        job.cancel_timers()
+        job.output, job.has_output, job.error, job.progress = None, False, None, None
+        job.stream, job.stream_cursor = [], 0
+        job.started_at = job.finished_at = None
+        job.created_at = time.monotonic()
+        self._arm(job, "ttl", job.ttl_s, self._expire)
+        self._enqueue(job)
+        return {"id": job.id, "status": str(job.status)}
+
+    def purge(self) -> int:
+        ids = [*self.queue, *self.queue_low]
+        for job_id in ids:
+            job = self.jobs[job_id]
+            self._dequeue(job)
+            job.error = "purged from the queue"
+            self._finish(job, JobStatus.CANCELLED)
+        return len(ids)
+
+    def health(self) -> dict[str, Any]:
+        statuses = [j.status for j in self.jobs.values()]
+        workers = {"idle": 0, "running": 0, "initializing": 0, "throttled": 0, "unhealthy": 0}
+        for w in self.workers.values():
+            workers[self.worker_state(w)] += 1
+        workers["ready"] = workers["idle"]
+        return {
+            "jobs": {
+                "completed": self.counters["completed"],
+                "failed": self.counters["failed"],
+                "inProgress": statuses.count(JobStatus.IN_PROGRESS),
+                "inQueue": statuses.count(JobStatus.IN_QUEUE),
+                "retried": self.counters["retried"],
+            },
+            "workers": workers,
+        }
+
+    # ---- workers -----------------------------------------------------------------------
+    def register_worker(self, worker_id: str, slot: int, *, supervised: bool) -> WorkerInfo:
+        w = self.workers.get(worker_id)
+        if w is None:
+            w = self.workers[worker_id] = WorkerInfo(worker_id, slot, supervised)
+        w.gen += 1
+        w.alive, w.has_taken, w.draining = True, False, False
+        w.started_at = time.monotonic()
+        w.ready_at = w.started_at + self.faults.cold_start_s
+        w.pending_stops.clear()
+        w.touch()
+        if self.faults.cold_start_s:
+            asyncio.get_running_loop().call_later(self.faults.cold_start_s, self.changed.notify)
+        self.changed.notify()
+        return w
+
+    def drain(self, worker_id: str) -> None:
+        """The worker is being stopped: answer its held polls now, give it no more jobs."""
+        w = self.workers.get(worker_id)
+        if w is not None:
+            w.draining = True
+            self.work.notify()
+            w.stop_pulse.notify()
+
+    def throttled(self, w: WorkerInfo) -> bool:
+        cap = self.faults.max_workers
+        return cap is not None and w.slot >= cap
+
+    def worker_state(self, w: WorkerInfo) -> str:
+        cfg = self.config
+        return w.state(
+            throttled=self.throttled(w),
+            threshold=cfg.unhealthy_after_crashes,
+            window_s=cfg.crash_window_s,
+        )
+
+    def current(self, worker_id: str, gen: int | None) -> WorkerInfo | None:
+        """The worker, if the request comes from its live generation."""
+        w = self.workers.get(worker_id)
+        if w is None or not w.alive or (gen is not None and gen != w.gen):
+            return None
+        return w
+
+    async def take(self, w: WorkerInfo, max_jobs: int, timeout_s: float) -> list[dict[str, Any]]:
+        """Long-poll for up to max_jobs jobs; [] when none came within timeout_s."""
+        gen = w.gen
+        if not w.has_taken:
+            w.has_taken = True
+            self.changed.notify()  # the worker is ready (wait_ready)
+        w.touch()
+        deadline = time.monotonic() + timeout_s
+        try:
+            while True:
+                if self.closing or w.draining or not w.alive or w.gen != gen:
+                    return []
+                now = time.monotonic()
+                wait_s = deadline - now
+                if now < w.ready_at:
+                    wait_s = min(wait_s, w.ready_at - now)
+                elif not self.throttled(w) and (self.queue or self.queue_low):
+                    return [self._assign(w, job).job_payload() for job in self._pop(max_jobs)]
+                if deadline - now <= 0:
+                    return []
+                await self.work.wait(wait_s)
+        finally:
+            w.touch()
+
+    async def stop_signals(self, w: WorkerInfo, timeout_s: float) -> list[str]:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if w.pending_stops:
+                ids, w.pending_stops = w.pending_stops, []
+                return ids
+            remaining = deadline - time.monotonic()
+            if self.closing or w.draining or not w.alive or remaining <= 0:
+                return []
+            await w.stop_pulse.wait(remaining)
+
+    def ping(self, w: WorkerInfo) -> None:
+        w.touch()
+
+    def post_stream(self, w: WorkerInfo, job_id: str, body: Any) -> None:
+        w.touch()
+        job = self.jobs.get(job_id)
+        if job is None or job.status is not JobStatus.IN_PROGRESS or job.worker_id != w.id:
+            self._ignored(job, w, "stream chunk for a job not running on this worker", body)
+            return
+        job.stream.append(body.get("output") if isinstance(body, dict) else body)
+        self.changed.notify()
+
+    def post_done(self, w: WorkerInfo, job_id: str, raw: bytes) -> tuple[int, dict[str, Any]]:
+        """A job-done post: a progress update or the final result. Returns (HTTP status, body)."""
+        w.touch()
+        job = self.jobs.get(job_id)
+        try:
+            body = json.loads(raw)
+            if not isinstance(body, dict):
+                raise ValueError(f"expected a JSON object, got {type(body).__name__}")
+        except ValueError as exc:
+            if job is not None and job.status is JobStatus.IN_PROGRESS and job.worker_id == w.id:
+                job.error = f"the worker posted an unreadable result: {exc}"
+                self._finish(job, JobStatus.FAILED)
+            return 400, {"error": f"unreadable result: {exc}"}
+        if job is None:
+            return 404, {"error": f"job {job_id!r} not found (expired or purged)"}
+        owned = job.status is JobStatus.IN_PROGRESS and job.worker_id == w.id
+        if body.get("status") == "IN_PROGRESS":
+            if owned:
+                job.progress = body.get("output")
+                self.changed.notify()
+            else:
+                self._ignored(job, w, f"progress update after the job was {job.status}", body)
+            return 200, {"accepted": owned}
+        if not owned:
+            self._ignored(job, w, f"result after the job was {job.status}", body)
+            return 200, {"accepted": False, "reason": f"job is {job.status}"}
+        limit = self.config.max_runsync_payload_bytes if job.sync else self.config.max_payload_bytes
+        if len(raw) > limit:
+            job.error = (
+                f"result too large: {len(raw)} bytes > {limit} (store big outputs elsewhere)"
+            )
+            self._finish(job, JobStatus.FAILED)
+            return 413, {"error": job.error}
+        if "output" in body:
+            job.output, job.has_output = body["output"], True
+        if body.get("error") is not None:
+            job.error = body["error"]
+            self._finish(job, JobStatus.FAILED)
+        else:
+            self._finish(job, JobStatus.COMPLETED)
+        w.jobs_done += 1
+        if body.get("stopPod") and self.on_refresh is not None:
+            self.on_refresh(w.id)
+        return 200, {"accepted": True}
+
+    def worker_exited(self, worker_id: str, reason: str, *, crash: bool) -> None:
+        """The worker's process is gone: re-queue its jobs (bounded) or fail them."""
+        w = self.workers[worker_id]
+        w.alive = False
+        w.last_exit = reason
+        if crash:
+            w.exits.append(time.monotonic())
+        for job_id in sorted(w.jobs):
+            job = self.jobs.get(job_id)
+            if job is None or job.status is not JobStatus.IN_PROGRESS:
+                continue
+            job.cancel_timer("exec")
+            if job.retries < self.config.max_job_retries:
+                job.retries += 1
+                self.counters["retried"] += 1
+                job.worker_id, job.started_at, job.progress = None, None, None
+                logger.warning("job {} re-queued: worker {} {}", job.id, worker_id, reason)
+                self._enqueue(job, front=True)
+            else:
+                job.error = (
+                    f"worker {worker_id} died while running the job ({reason}); retries exhausted"
+                )
+                self._finish(job, JobStatus.FAILED)
+        w.jobs.clear()
+        w.pending_stops.clear()
+        w.stop_pulse.notify()
+        self.work.notify()
+        self.changed.notify()
+
+    # ---- introspection -----------------------------------------------------------------
+    def busy(self) -> bool:
+        return bool(
+            self.queue
+            or self.queue_low
+            or self._webhooks
+            or any(j.status is JobStatus.IN_PROGRESS for j in self.jobs.values())
+        )
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not predicate():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self.closing:
+                raise TimeoutError(f"condition not met within {timeout_s}s")
+            await self.changed.wait(remaining)
+
+    async def wait_idle(self, timeout_s: float) -> None:
+        try:
+            await self.wait_until(lambda: not self.busy(), timeout_s)
+        except TimeoutError:
+            raise TimeoutError(
+                f"emulator not idle after {timeout_s}s: {self.health()['jobs']}"
+            ) from None
+
+    def workers_info(self) -> list[dict[str, Any]]:
+        return [w.info(self.worker_state(w)) for w in self.workers.values()]
+
+    # ---- internals ---------------------------------------------------------------------
+    def _arm(self, job: JobRecord, name: str, delay_s: float, fn: Callable[[str], None]) -> None:
+        job.cancel_timer(name)
+        job.timers[name] = asyncio.get_running_loop().call_later(delay_s, fn, job.id)
+
+    def _enqueue(self, job: JobRecord, *, front: bool = False) -> None:
+        job.status = JobStatus.IN_QUEUE
+        q = self.queue_low if job.low_priority else self.queue
+        q.appendleft(job.id) if front else q.append(job.id)
+        self.work.notify()
+        self.changed.notify()
+
+    def _dequeue(self, job: JobRecord) -> None:
+        for q in (self.queue, self.queue_low):
+            if job.id in q:
+                q.remove(job.id)
+
+    def _pop(self, n: int) -> list[JobRecord]:
+        out = []
+        while len(out) < n and (self.queue or self.queue_low):
+            out.append(self.jobs[(self.queue or self.queue_low).popleft()])
+        return out
+
+    def _assign(self, w: WorkerInfo, job: JobRecord) -> JobRecord:
+        job.status = JobStatus.IN_PROGRESS
+        job.worker_id = w.id
+        job.started_at = time.monotonic()
+        job.attempts += 1
+        w.jobs.add(job.id)
+        self._arm(job, "exec", job.execution_timeout_s, self._timed_out)
+        self.changed.notify()
+        return job
+
+    def _stop_on_worker(self, job: JobRecord) -> None:
+        w = self.workers.get(job.worker_id or "")
+        if w is not None and job.id in w.jobs:
+            w.jobs.discard(job.id)
+            w.pending_stops.append(job.id)
+            w.stop_pulse.notify()
+            self.work.notify()
+
+    def _finish(self, job: JobRecord, status: JobStatus) -> None:
+        job.status = status
+        job.finished_at = time.monotonic()
+        job.cancel_timers()
+        if job.worker_id and job.worker_id in self.workers:
+            self.workers[job.worker_id].jobs.discard(job.id)
+        if status is JobStatus.COMPLETED:
+            self.counters["completed"] += 1
+        elif status in (JobStatus.FAILED, JobStatus.TIMED_OUT):
+            self.counters["failed"] += 1
+        keep_s = self.config.runsync_retention_s if job.sync else self.config.result_retention_s
+        self._arm(job, "retention", keep_s, self._forget)
+        if job.webhook:
+            task = asyncio.get_running_loop().create_task(
+                self._send_webhook(job.webhook, job.status_body())
+            )
+            self._webhooks.add(task)
+            task.add_done_callback(self._webhook_done)
+        self.changed.notify()
+
+    def _webhook_done(self, task: asyncio.Task[None]) -> None:
+        self._webhooks.discard(task)
+        self.changed.notify()
+
+    async def _send_webhook(self, url: str, body: dict[str, Any]) -> None:
+        async with httpx.AsyncClient(timeout=10) as client:
+            for attempt in range(3):
+                try:
+                    r = await client.post(url, json=body)
+                    if r.status_code < 300:
+                        return
+                    logger.warning("webhook {} answered {}", url, r.status_code)
+                except httpx.HTTPError as exc:
+                    logger.warning("webhook {} failed: {}", url, exc)
+                await asyncio.sleep(0.5 * 2**attempt)
+
+    def _timed_out(self, job_id: str) -> None:
+        job = self.jobs.get(job_id)
+        if job is None or job.status is not JobStatus.IN_PROGRESS:
+            return
+        self._stop_on_worker(job)
+        job.error = f"execution timeout: no result within {job.execution_timeout_s:g}s"
+        self._finish(job, JobStatus.TIMED_OUT)
+
+    def _expire(self, job_id: str) -> None:
+        """ttl reached before the job ended: it is deleted (/status answers 404)."""
+        job = self.jobs.get(job_id)
+        if job is None or job.status in FINAL:
+            return
+        if job.status is JobStatus.IN_PROGRESS:
+            self._stop_on_worker(job)
+        self._dequeue(job)
+        self.counters["expired"] += 1
+        self._forget(job_id)
+
+    def _forget(self, job_id: str) -> None:
+        job = self.jobs.pop(job_id, None)
+        if job is not None:
+            job.cancel_timers()
+            self.changed.notify()
+
+    def _ignored(self, job: JobRecord | None, w: WorkerInfo, why: str, body: Any) -> None:
+        if job is not None:
+            job.ignored_posts.append({"worker_id": w.id, "reason": why, "body": body})
+            self.changed.notify()
+        logger.info("ignored a post from {}: {}", w.id, why)
+
+    async def _watch_lost(self, interval_s: float) -> None:
+        """A supervised worker that holds a job and has not been heard of for lost_after_s."""
+        while True:
+            await asyncio.sleep(interval_s)
+            now = time.monotonic()
+            for w in self.workers.values():
+                silent_s = now - w.last_seen
+                if w.supervised and w.alive and w.jobs and silent_s > self.config.lost_after_s:
+                    logger.warning("worker {} lost: silent for {:.1f}s", w.id, silent_s)
+                    w.last_exit = f"lost (silent {silent_s:.1f}s)"
+                    if self.on_lost is not None:
+                        self.on_lost(w.id)
