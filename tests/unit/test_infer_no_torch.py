@@ -1,0 +1,63 @@
+"""A coordinator never imports torch: the edge, the coordinator, the registry, the flashpoints
+pipeline, job parsing and mode choice all stay clear of torch and sentence-transformers. Run in a
+fresh interpreter, since this test process may have loaded the model already. (That the probe
+does see torch after a model load is shown by tests/integration/infer/test_fitness.py.)"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+HEAVY = ("torch", "sentence_transformers", "transformers")
+
+SCRIPT = r"""
+import importlib, importlib.util, json, sys
+job = json.loads(sys.argv[1])
+import handler.entry, handler.main, handler.fitness, handler.modes, handler.worker
+import pkgutil
+for name in ("handler.coordinator", "handler.api", "handler.cli"):
+    if importlib.util.find_spec(name) is not None:
+        package = importlib.import_module(name)
+        for info in pkgutil.iter_modules(getattr(package, "__path__", [])):
+            importlib.import_module(f"{name}.{info.name}")  # every submodule, whatever they are
+import pipeline, pipeline.infer
+from pipeline.registry import get_pipeline, known_pipelines
+from handler.envelope import parse_job
+from handler.modes import choose_mode
+from handler.settings import load_settings
+from handler.fitness import register_checks
+flashpoints = get_pipeline("flashpoints")
+assert [s.name for s in flashpoints.stages][-1] == "embed"
+known_pipelines()
+parsed = parse_job(job)
+mode = choose_mode(parsed, load_settings())
+register_checks()  # registering the model check must not load the model either
+print(json.dumps({"mode": mode, "heavy": [m for m in HEAVY if m in sys.modules]}))
+"""
+
+
+def test_coordinator_paths_never_import_torch(repo_root, clean_env) -> None:
+    job = json.loads((repo_root / "test_input.json").read_text())
+    job["id"] = "coordinator-job"
+    job["input"]["workers"] = 4
+    job["input"]["mode"] = "coordinator"
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "RUNPOD_ENDPOINT_ID": "ep-test",
+        "RUNPOD_API_KEY": "test-key",
+        "PYTHONPATH": str(repo_root),
+    }
+    script = f"HEAVY = {HEAVY!r}\n" + SCRIPT
+    done = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(job)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=clean_env,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["mode"] == "coordinator"
+    assert report["heavy"] == []
