@@ -41,7 +41,7 @@ RUN bash builder/setup.sh --system-only --image
 # 2. Pinned Python requirements (torch first, then builder/requirements.txt). Changes only when the
 #    pins (or builder/setup.sh) do.
 COPY builder/requirements.txt builder/
-RUN bash builder/setup.sh --no-system --no-project --image
+RUN bash builder/setup.sh --no-system --no-project
 
 # 3. Model bake: load the embedding model once at build time, offline (HF_HUB_OFFLINE=1), through
 #    the same loader the workers use (pipeline/infer), so an image whose model cannot load fails
@@ -56,7 +56,7 @@ RUN python builder/bake_model.py
 #    the build-time smoke test: ./test_input.json through `python -u handler.py` (the CMD below)
 #    on a throwaway SQLite file, so a broken image fails its build, not its first job.
 COPY . .
-RUN bash builder/setup.sh --no-system --image \
+RUN bash builder/setup.sh --no-system \
     && bash builder/smoke_test.sh
 
 # Runs as root, RunPod's default: the container is the isolation boundary, network volumes mount

@@ -20,14 +20,15 @@ run "ruff format" ruff format --check .
 # The image recipe (hadolint reads the Dockerfile's inline `# hadolint ignore=` comments).
 run hadolint hadolint Dockerfile
 # GitHub workflows: against GitHub's workflow schema (bundled with check-jsonschema, no network),
-# then audited by zizmor offline (pinned actions, template injection, permissions, credentials).
+# then audited by zizmor offline (pinned actions, template injection, permissions, credentials;
+# .github also holds dependabot.yml, which zizmor audits too).
 workflows=(.github/workflows/*.yml)
 run "check-jsonschema" check-jsonschema --builtin-schema vendor.github-workflows "${workflows[@]}"
 if [ -f .github/dependabot.yml ]; then
   run "check-jsonschema dependabot" check-jsonschema --builtin-schema vendor.dependabot \
     .github/dependabot.yml
 fi
-run zizmor zizmor --offline --no-progress .github/workflows
+run zizmor zizmor --offline --no-progress .github
 # Shell: the builder scripts and CI's entry point.
 run shellcheck shellcheck builder/*.sh .ci/run
 
