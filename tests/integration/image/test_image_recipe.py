@@ -303,3 +303,47 @@ def test_layers_ordered_for_cache(repo_root: Path) -> None:
     assert system < pins < bake < code
     requirements = first(lambda ins, v: ins == "COPY" and "requirements.txt" in v)
     assert system < requirements, "a pin change would reinstall the system packages"
+
+
+# ---------------------------------------------------------------------------------------------
+# The workflows exercise the same recipe
+
+
+def workflow(repo_root: Path, name: str) -> dict:
+    import yaml  # PyYAML comes with transformers
+
+    return yaml.safe_load((repo_root / ".github" / "workflows" / name).read_text())
+
+
+def steps(wf: dict) -> list[dict]:
+    return [step for job in wf["jobs"].values() for step in job.get("steps", [])]
+
+
+def test_workflows_run_the_recipe_and_pin_their_actions(repo_root: Path) -> None:
+    ci = workflow(repo_root, "ci.yml")
+    assert any(s.get("run", "").strip() == "bash .ci/run" for s in steps(ci))
+
+    image = workflow(repo_root, "image.yml")
+    image_steps = steps(image)
+    builds = [s for s in image_steps if s.get("uses", "").startswith("docker/build-push-action@")]
+    assert builds and all("type=gha" in s["with"]["cache-from"] for s in builds)
+    smoke_runs = [s["run"] for s in image_steps if "builder/smoke_test.sh" in s.get("run", "")]
+    assert smoke_runs and all(r.startswith("docker run --rm") for r in smoke_runs)
+    logins = {
+        s["with"].get("registry"): s for s in image_steps if "login-action" in s.get("uses", "")
+    }
+    assert logins["ghcr.io"]["with"]["password"] == "${{ secrets.GITHUB_TOKEN }}"
+
+    for wf in (ci, image):
+        assert wf["permissions"] in ({}, {"contents": "read"}), "workflow-level permissions"
+        for step in steps(wf):
+            uses = step.get("uses")
+            if uses:
+                assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", uses), f"not pinned: {uses}"
+            if uses and uses.startswith("actions/checkout@"):
+                assert step["with"]["persist-credentials"] is False
+    for name in ("ci.yml", "image.yml"):
+        text = (repo_root / ".github" / "workflows" / name).read_text()
+        for line in text.splitlines():
+            if line.strip().startswith(("uses:", "- uses:")):
+                assert re.search(r"@[0-9a-f]{40} # v\d", line), f"{name}: say the version: {line}"
