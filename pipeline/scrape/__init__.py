@@ -19,7 +19,7 @@ from pipeline.scrape.egress import EgressProxy
 from pipeline.scrape.guard import AddressGuard
 from pipeline.scrape.models import PageRequest, PageResult
 from pipeline.scrape.politeness import DomainGate, RobotsCache
-from pipeline.scrape.session import ScrapeSession
+from pipeline.scrape.session import BrowserLost, ScrapeSession
 
 __all__ = ["PageRequest", "PageResult", "default_concurrency", "fetch_pages"]
 
@@ -119,7 +119,17 @@ async def _run(
     results: list[PageResult | None],
 ) -> None:
     """Fetch `pending` in `session`; pages still running at the deadline fail as timed out."""
-    await session.open()
+    try:
+        await session.open()
+    except Exception as exc:  # the browser died between its health check and now
+        if not (
+            isinstance(exc, BrowserLost | TimeoutError)
+            or "closed" in str(exc)
+            or not session.warm.browser.is_connected()
+        ):
+            raise
+        session.lost.update(pending)
+        return
     tasks: dict[asyncio.Future, int] = {}
     try:
         tasks = {asyncio.ensure_future(session.fetch(i, requests[i])): i for i in pending}

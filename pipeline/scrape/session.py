@@ -17,9 +17,36 @@ from pipeline.scrape.guard import AddressGuard, host_of
 from pipeline.scrape.models import PageRequest, PageResult
 from pipeline.scrape.politeness import DomainGate, RobotsCache, backoff_s
 
-__all__ = ["BLOCKED_TYPES", "ScrapeSession"]
+__all__ = ["BLOCKED_TYPES", "BrowserLost", "ScrapeSession"]
 
 BLOCKED_TYPES = frozenset({"image", "media", "font"})
+_OPEN_TIMEOUT_S = 60.0
+
+
+class BrowserLost(Exception):
+    """The browser disconnected while we waited on it."""
+
+
+async def unless_lost(
+    awaitable: Any, lost: asyncio.Event, timeout_s: float = _OPEN_TIMEOUT_S
+) -> Any:
+    """Await a browser call that has no timeout of its own (new_context, new_page) and that
+    Playwright may leave pending forever when the browser dies under it."""
+    call = asyncio.ensure_future(awaitable)
+    watch = asyncio.ensure_future(lost.wait())
+    try:
+        done, _ = await asyncio.wait(
+            {call, watch}, timeout=timeout_s, return_when="FIRST_COMPLETED"
+        )
+    finally:
+        watch.cancel()
+    if call in done:
+        return call.result()
+    call.cancel()
+    call.add_done_callback(lambda f: f.cancelled() or f.exception())
+    if watch in done:
+        raise BrowserLost("the browser disconnected")
+    raise TimeoutError(f"the browser did not answer within {timeout_s:.0f}s")
 
 
 class ScrapeSession:
@@ -50,13 +77,14 @@ class ScrapeSession:
         self.context: Any = None
 
     async def open(self) -> None:
-        self.context = await self.warm.browser.new_context(
-            user_agent=self.config.user_agent,
-            accept_downloads=False,
-            proxy={"server": self.proxy.server_url},
-            service_workers="block",
-            java_script_enabled=True,
-            bypass_csp=False,
+        self.context = await unless_lost(
+            self.warm.browser.new_context(
+                user_agent=self.config.user_agent,
+                accept_downloads=False,
+                proxy={"server": self.proxy.server_url},
+                service_workers="block",
+            ),
+            self.warm.disconnected,
         )
         self.context.set_default_timeout(max(1000, self.config.render_timeout_s * 1000))
         await self.context.route("**/*", self._route)
@@ -95,7 +123,7 @@ class ScrapeSession:
     async def _acquire_page(self) -> PageSlot:
         if self.idle:
             return self.idle.pop()
-        page = await self.context.new_page()
+        page = await unless_lost(self.context.new_page(), self.warm.disconnected)
         slot = PageSlot(page, self.config.max_page_bytes)
         self.by_page[page] = slot
         return slot
