@@ -201,7 +201,8 @@ def create_app(state: EndpointState, *, on_startup: Callable[[], Awaitable[None]
 
     @worker
     async def ping(request: Request, w: Any) -> Response:
-        state.ping(w)
+        ids = request.query_params.get("job_id") or ""
+        state.ping(w, [i for i in ids.split(",") if i])
         return JSONResponse({"ok": True})
 
     base = "/v2/{endpoint_id}"

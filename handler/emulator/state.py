@@ -204,6 +204,7 @@ class EndpointState:
         w.started_at = time.monotonic()
         w.ready_at = w.started_at + self.faults.cold_start_s
         w.pending_stops.clear()
+        w.stopping.clear()
         w.touch()
         if self.faults.cold_start_s:
             asyncio.get_running_loop().call_later(self.faults.cold_start_s, self.changed.notify)
@@ -272,8 +273,20 @@ class EndpointState:
                 return []
             await w.stop_pulse.wait(remaining)
 
-    def ping(self, w: WorkerInfo) -> None:
+    def ping(self, w: WorkerInfo, job_ids: list[str]) -> None:
+        """A heartbeat; it lists the jobs the worker still holds.
+
+        A stop can reach the SDK before the job's task exists (it then finds nothing to cancel
+        and drops the signal), so a stop is sent again while the worker still reports the job.
+        """
         w.touch()
+        reported = set(job_ids)
+        for job_id in list(w.stopping):
+            if job_id not in reported:
+                w.stopping.discard(job_id)
+            elif job_id not in w.pending_stops:
+                w.pending_stops.append(job_id)
+                w.stop_pulse.notify()
 
     def post_stream(self, w: WorkerInfo, job_id: str, body: Any) -> None:
         w.touch()
@@ -354,6 +367,7 @@ class EndpointState:
                 self._finish(job, JobStatus.FAILED)
         w.jobs.clear()
         w.pending_stops.clear()
+        w.stopping.clear()
         w.stop_pulse.notify()
         self.work.notify()
         self.changed.notify()
@@ -423,6 +437,7 @@ class EndpointState:
         w = self.workers.get(job.worker_id or "")
         if w is not None and job.id in w.jobs:
             w.jobs.discard(job.id)
+            w.stopping.add(job.id)
             w.pending_stops.append(job.id)
             w.stop_pulse.notify()
             self.work.notify()

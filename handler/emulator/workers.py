@@ -50,7 +50,8 @@ class WorkerInfo:
     has_taken: bool = False  # asked for a job since (re)start
     last_seen: float = field(default_factory=time.monotonic)
     jobs: set[str] = field(default_factory=set)
-    pending_stops: list[str] = field(default_factory=list)
+    pending_stops: list[str] = field(default_factory=list)  # for the next job-stop reply
+    stopping: set[str] = field(default_factory=set)  # asked to stop, still reported by pings
     stop_pulse: Pulse = field(default_factory=Pulse)
     restarts: int = 0
     exits: deque[float] = field(default_factory=deque)

@@ -1,0 +1,132 @@
+"""Streaming, cancellation, timeouts, ttl, progress and webhooks with real SDK worker processes."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from tests.integration.emulator.helpers import client_for
+
+pytestmark = pytest.mark.emulator
+
+
+def test_generator_chunks_arrive_through_stream(stream_emulator) -> None:
+    emu = stream_emulator
+    with client_for(emu) as c:
+        job_id = c.post("/run", json={"input": {"chunks": 4, "interval_s": 0.05}}).json()["id"]
+        chunks, status = [], "IN_QUEUE"
+        while status not in ("COMPLETED", "FAILED"):  # /stream is a long-poll: no sleeps here
+            body = c.get(f"/stream/{job_id}").json()
+            chunks += [part["output"] for part in body["stream"]]
+            status = body["status"]
+        assert status == "COMPLETED"
+        assert chunks == [{"chunk": i} for i in range(4)]
+        final = c.get(f"/status/{job_id}").json()
+        assert final["output"] == chunks  # return_aggregate_stream
+        assert c.get(f"/stream/{job_id}").json() == {"status": "COMPLETED", "stream": []}
+
+
+def test_cancel_stops_a_running_async_job_and_its_late_result_is_ignored(slow_emulator) -> None:
+    emu = slow_emulator
+    with client_for(emu) as c:
+        job = {"input": {"sleep_s": 60, "late_result": True}}
+        job_id = c.post("/run", json=job).json()["id"]
+        emu.wait_job(job_id, lambda j: j is not None and j["status"] == "IN_PROGRESS")
+        assert c.post(f"/cancel/{job_id}").json() == {"id": job_id, "status": "CANCELLED"}
+        # the handler only returns {"late": True} once job-stop cancelled it; the SDK posts it
+        info = emu.wait_job(job_id, lambda j: j is not None and bool(j["ignored_posts"]))
+        assert info is not None and info["status"] == "CANCELLED"
+        assert info["ignored_posts"][0]["body"] == {"output": {"late": True}}
+        assert c.get(f"/status/{job_id}").json()["status"] == "CANCELLED"
+        emu.wait_idle(30)
+
+
+def test_execution_timeout_ends_a_job_timed_out_and_stops_it(slow_emulator) -> None:
+    emu = slow_emulator
+    with client_for(emu) as c:
+        job = {"input": {"sleep_s": 60, "late_result": True}, "policy": {"executionTimeout": 500}}
+        job_id = c.post("/run", json=job).json()["id"]
+        info = emu.wait_job(job_id, lambda j: j is not None and bool(j["ignored_posts"]))
+        assert info is not None and info["status"] == "TIMED_OUT"
+        body = c.get(f"/status/{job_id}").json()
+        assert body["status"] == "TIMED_OUT" and "execution timeout" in body["error"]
+        assert body["executionTime"] >= 500
+        # a TIMED_OUT job can be retried (same id, same policy: it times out again)
+        assert c.post(f"/retry/{job_id}").json() == {"id": job_id, "status": "IN_QUEUE"}
+        again = emu.wait_job(job_id, lambda j: j is not None and len(j["ignored_posts"]) == 2)
+        assert again is not None and again["status"] == "TIMED_OUT" and again["attempts"] == 2
+        emu.wait_idle(30)
+
+
+def test_ttl_expiry_deletes_the_job(slow_emulator) -> None:
+    emu = slow_emulator
+    with client_for(emu) as c:
+        try:
+            emu.faults.max_workers = 0  # nobody takes it: it expires in the queue
+            job_id = c.post("/run", json={"input": {}, "policy": {"ttl": 300}}).json()["id"]
+            assert c.get(f"/status/{job_id}").json()["status"] == "IN_QUEUE"
+            emu.wait_job(job_id, lambda j: j is None, timeout_s=30)
+            r = c.get(f"/status/{job_id}")
+            assert r.status_code == 404 and "not found" in r.json()["error"]
+        finally:
+            emu.faults.max_workers = None
+
+
+def test_progress_shows_while_running_and_late_progress_is_ignored(slow_emulator) -> None:
+    emu = slow_emulator
+    with client_for(emu) as c:
+        job = {"input": {"sleep_s": 60, "progress": {"done": 1, "total": 3}}}
+        job_id = c.post("/run", json=job).json()["id"]
+        emu.wait_job(job_id, lambda j: j is not None and j["progress"] is not None)
+        body = c.get(f"/status/{job_id}").json()
+        assert body["status"] == "IN_PROGRESS" and body["output"] == {"done": 1, "total": 3}
+        c.post(f"/cancel/{job_id}")
+
+        job = {"input": {"sleep_s": 0, "echo": "x", "late_progress_s": 0.3}}
+        job_id = c.post("/run", json=job).json()["id"]
+        info = emu.wait_job(job_id, lambda j: j is not None and bool(j["ignored_posts"]))
+        assert info is not None and info["status"] == "COMPLETED"
+        assert "progress update after the job was COMPLETED" in info["ignored_posts"][0]["reason"]
+        assert c.get(f"/status/{job_id}").json()["output"] == {"slept_s": 0, "echo": "x"}
+        emu.wait_idle(30)
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[tuple[str, list, threading.Event]]:
+    received: list = []
+    arrived = threading.Event()
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            received.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
+            self.send_response(200)
+            self.end_headers()
+            arrived.set()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook", received, arrived
+    server.shutdown()
+
+
+def test_webhook_gets_the_final_status_and_failures_are_reported(
+    slow_emulator, webhook_receiver
+) -> None:
+    emu = slow_emulator
+    url, received, arrived = webhook_receiver
+    with client_for(emu) as c:
+        job_id = c.post("/run", json={"input": {"fail": "boom"}, "webhook": url}).json()["id"]
+        assert arrived.wait(30)
+        assert received[0]["id"] == job_id and received[0]["status"] == "FAILED"
+        error = json.loads(received[0]["error"])  # the SDK sends the exception as a JSON string
+        assert error["error_message"] == "boom" and error["worker_id"].startswith("worker-")
+        remote = c.post("/run", json={"input": {}, "webhook": "http://example.com/hook"})
+        assert remote.status_code == 400 and "loopback" in remote.json()["error"]
