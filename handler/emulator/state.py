@@ -284,6 +284,7 @@ class EndpointState:
         for job_id in list(w.stopping):
             if job_id not in reported:
                 w.stopping.discard(job_id)
+                self.changed.notify()
             elif job_id not in w.pending_stops:
                 w.pending_stops.append(job_id)
                 w.stop_pulse.notify()
@@ -379,6 +380,7 @@ class EndpointState:
             or self.queue_low
             or self._webhooks
             or any(j.status is JobStatus.IN_PROGRESS for j in self.jobs.values())
+            or any(w.alive and w.stopping for w in self.workers.values())  # still stopping
         )
 
     async def wait_until(self, predicate: Callable[[], bool], timeout_s: float) -> None:
