@@ -69,6 +69,7 @@ class WorkerPool:
         self.home = home
         self.procs: dict[str, asyncio.subprocess.Process] = {}
         self.stopping = False
+        self._stopped = asyncio.Event()
         self._expected_exit: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._log: IO[bytes] | None = None
@@ -116,7 +117,10 @@ class WorkerPool:
             w.restarts += 1
             recent = len(w.exits)
             delay_s = 0.0 if not recent else cfg.restart_backoff_s * 2 ** (recent - 1)
-            await asyncio.sleep(min(delay_s, cfg.max_restart_backoff_s))
+            with contextlib.suppress(TimeoutError):  # the backoff, cut short by shutdown()
+                await asyncio.wait_for(
+                    self._stopped.wait(), min(delay_s, cfg.max_restart_backoff_s)
+                )
 
     @staticmethod
     def _kill_group(pgid: int, sig: signal.Signals) -> None:
@@ -149,6 +153,7 @@ class WorkerPool:
     async def shutdown(self, grace_s: float) -> None:
         """SIGTERM every worker (in-flight jobs finish), SIGKILL what is left after grace_s."""
         self.stopping = True
+        self._stopped.set()
         live = [(wid, p) for wid, p in self.procs.items() if p.returncode is None]
         for wid, proc in live:
             self.state.drain(wid)

@@ -69,6 +69,10 @@ class Emulator:
         """Block until predicate() (evaluated on the emulator's loop at every change) holds."""
         self._wait(self._state.wait_until(predicate, timeout_s), timeout_s)
 
+    def wait_health(self, predicate: Callable[[dict[str, Any]], bool], timeout_s: float) -> None:
+        """Block until predicate(the /health dict) holds."""
+        self.wait_until(lambda: predicate(self._state.health()), timeout_s)
+
     def wait_job(
         self,
         job_id: str,

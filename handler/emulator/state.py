@@ -347,6 +347,8 @@ class EndpointState:
         """The worker's process is gone: re-queue its jobs (bounded) or fail them."""
         w = self.workers[worker_id]
         w.alive = False
+        if w.lost:
+            reason, w.lost = f"{w.lost}, then {reason}", None
         w.last_exit = reason
         if crash:
             w.exits.append(time.monotonic())
@@ -520,6 +522,6 @@ class EndpointState:
                 silent_s = now - w.last_seen
                 if w.supervised and w.alive and w.jobs and silent_s > self.config.lost_after_s:
                     logger.warning("worker {} lost: silent for {:.1f}s", w.id, silent_s)
-                    w.last_exit = f"lost (silent {silent_s:.1f}s)"
+                    w.lost = f"lost (silent for {silent_s:.1f}s)"
                     if self.on_lost is not None:
                         self.on_lost(w.id)

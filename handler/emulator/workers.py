@@ -56,6 +56,7 @@ class WorkerInfo:
     restarts: int = 0
     exits: deque[float] = field(default_factory=deque)
     last_exit: str | None = None
+    lost: str | None = None  # why the lost-worker watch killed it
     draining: bool = False
     jobs_done: int = 0
 

@@ -25,7 +25,7 @@ def slow_emulator(tmp_path_factory) -> Iterator[Emulator]:
     """2 workers running tests/fixtures/handlers/slow_handler.py (cancellable async handler)."""
     tmp = tmp_path_factory.mktemp("emu-slow")
     cmd = [sys.executable, "-u", str(FIXTURE_HANDLERS / "slow_handler.py")]
-    with run_emulator(config(tmp, workers=2, cmd=cmd)) as emu:
+    with run_emulator(config(tmp, workers=2, cmd=cmd, lost_after_s=2.5)) as emu:
         emu.wait_ready(60)
         yield emu
 

@@ -33,11 +33,8 @@ def config(tmp: Path, workers: int, cmd: list[str] | None = None, **extra) -> Em
         workers=workers,
         api_key=API_KEY,
         worker_env=env,
-        lost_after_s=5,
-        restart_backoff_s=0.2,
-        shutdown_grace_s=10,
+        **{"lost_after_s": 5, "restart_backoff_s": 0.2, "shutdown_grace_s": 10, **extra},
         **({"worker_cmd": cmd} if cmd else {}),
-        **extra,
     )
 
 

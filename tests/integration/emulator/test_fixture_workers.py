@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import signal
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.integration.emulator.helpers import client_for
+from handler.emulator import run_emulator
+from tests.integration.emulator.helpers import client_for, config
 
 pytestmark = pytest.mark.emulator
 
@@ -130,3 +133,29 @@ def test_webhook_gets_the_final_status_and_failures_are_reported(
         assert error["error_message"] == "boom" and error["worker_id"].startswith("worker-")
         remote = c.post("/run", json={"input": {}, "webhook": "http://example.com/hook"})
         assert remote.status_code == 400 and "loopback" in remote.json()["error"]
+
+
+def test_a_silent_worker_is_lost_and_its_job_runs_again(slow_emulator) -> None:
+    emu = slow_emulator
+    with client_for(emu) as c:
+        job_id = c.post("/run", json={"input": {"sleep_s": 0.5, "echo": "again"}}).json()["id"]
+        running = emu.wait_job(job_id, lambda j: j is not None and j["status"] == "IN_PROGRESS")
+        assert running is not None
+        frozen = emu.kill_worker(running["worker_id"], sig=signal.SIGSTOP)  # and its heartbeat
+        info = emu.wait_job(job_id, timeout_s=60)
+        assert info is not None and info["status"] == "COMPLETED" and info["retries"] == 1
+        assert info["output"] == {"slept_s": 0.5, "echo": "again"}
+        emu.wait_ready(60)
+        worker = next(w for w in emu.workers() if w["id"] == frozen)
+        assert worker["last_exit"].startswith("lost (silent for") and worker["restarts"] >= 1
+
+
+def test_a_crash_looping_worker_shows_unhealthy_and_keeps_the_job_queued(tmp_path) -> None:
+    cmd = [sys.executable, "-c", "import sys; sys.exit(3)"]
+    cfg = config(tmp_path, workers=1, cmd=cmd, restart_backoff_s=0.01, unhealthy_after_crashes=3)
+    with run_emulator(cfg) as emu, client_for(emu) as c:
+        emu.wait_health(lambda h: h["workers"]["unhealthy"] == 1, 30)
+        job_id = c.post("/run", json={"input": {}}).json()["id"]
+        assert c.get(f"/status/{job_id}").json()["status"] == "IN_QUEUE"
+        worker = emu.workers()[0]
+        assert worker["last_exit"] == "exited with code 3" and worker["restarts"] >= 2
