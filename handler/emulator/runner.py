@@ -91,13 +91,22 @@ class Emulator:
         self.wait_until(check, timeout_s)
         return self._call(lambda: state.jobs[job_id].info() if job_id in state.jobs else None)
 
-    def wait_ready(self, timeout_s: float = 60, count: int | None = None) -> None:
-        """Wait until `count` workers (default: all not throttled) are idle or running."""
+    def wait_ready(
+        self, timeout_s: float = 60, count: int | None = None, *, polling: bool = False
+    ) -> None:
+        """Wait until `count` workers (default: all not throttled) are idle or running.
+
+        polling=True: idle and holding a job-take open, so a new job is dispatched at once
+        (not during the SDK's pause after a job)."""
         state = self._state
 
         def ready() -> bool:
-            states = [state.worker_state(w) for w in state.workers.values()]
+            workers = list(state.workers.values())
+            states = [state.worker_state(w) for w in workers]
             want = count if count is not None else len(states) - states.count("throttled")
+            if polling:
+                pairs = zip(states, workers, strict=True)
+                return sum(s == "idle" and w.polling > 0 for s, w in pairs) >= want
             return sum(s in ("idle", "running") for s in states) >= want
 
         try:
@@ -107,6 +116,11 @@ class Emulator:
 
     def health(self) -> dict[str, Any]:
         return self._call(self._state.health)
+
+    def events(self) -> list[dict[str, Any]]:
+        """The dispatch timeline: {t_s (monotonic), kind (take/assign/done), worker, job}."""
+        rows = self._call(lambda: list(self._state.events))
+        return [{"t_s": t, "kind": k, "worker": w, "job": j} for t, k, w, j in rows]
 
     def job(self, job_id: str) -> dict[str, Any]:
         def info() -> dict[str, Any]:

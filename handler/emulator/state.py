@@ -60,6 +60,11 @@ class EndpointState:
         self._webhooks: set[asyncio.Task[None]] = set()
         self._tick: asyncio.Task[None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.events: deque[tuple[float, str, str, str | None]] = deque(maxlen=100_000)
+
+    def event(self, kind: str, worker_id: str, job_id: str | None = None) -> None:
+        """A timeline (monotonic s, kind, worker, job) for benchmarks: take, assign, done."""
+        self.events.append((time.monotonic(), kind, worker_id, job_id))
 
     # ---- lifecycle ---------------------------------------------------------------------
     def start(self) -> None:
@@ -241,9 +246,10 @@ class EndpointState:
     async def take(self, w: WorkerInfo, max_jobs: int, timeout_s: float) -> list[dict[str, Any]]:
         """Long-poll for up to max_jobs jobs; [] when none came within timeout_s."""
         gen = w.gen
-        if not w.has_taken:
-            w.has_taken = True
-            self.changed.notify()  # the worker is ready (wait_ready)
+        w.has_taken = True
+        w.polling += 1
+        self.changed.notify()  # the worker is ready and polling (wait_ready)
+        self.event("take", w.id)
         w.touch()
         deadline = time.monotonic() + timeout_s
         try:
@@ -260,6 +266,7 @@ class EndpointState:
                     return []
                 await self.work.wait(wait_s)
         finally:
+            w.polling -= 1
             w.touch()
 
     async def stop_signals(self, w: WorkerInfo, timeout_s: float) -> list[str]:
@@ -339,6 +346,7 @@ class EndpointState:
         else:
             self._finish(job, JobStatus.COMPLETED)
         w.jobs_done += 1
+        self.event("done", w.id, job.id)
         if body.get("stopPod") and self.on_refresh is not None:
             self.on_refresh(w.id)
         return 200, {"accepted": True}
@@ -433,6 +441,7 @@ class EndpointState:
         job.started_at = time.monotonic()
         job.attempts += 1
         w.jobs.add(job.id)
+        self.event("assign", w.id, job.id)
         self._arm(job, "exec", job.execution_timeout_s, self._timed_out)
         self.changed.notify()
         return job

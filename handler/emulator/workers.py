@@ -48,6 +48,7 @@ class WorkerInfo:
     started_at: float = field(default_factory=time.monotonic)
     ready_at: float = 0.0  # cold start: no job before this
     has_taken: bool = False  # asked for a job since (re)start
+    polling: int = 0  # job-take requests held open right now
     last_seen: float = field(default_factory=time.monotonic)
     jobs: set[str] = field(default_factory=set)
     pending_stops: list[str] = field(default_factory=list)  # for the next job-stop reply
@@ -89,6 +90,7 @@ class WorkerInfo:
             "restarts": self.restarts,
             "jobs": sorted(self.jobs),
             "jobs_done": self.jobs_done,
+            "polling": self.polling > 0,
             "last_exit": self.last_exit,
             "supervised": self.supervised,
         }
