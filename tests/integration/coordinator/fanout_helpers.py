@@ -46,7 +46,8 @@ def table_rows(url: str) -> dict[str, list[dict[str, Any]]]:
             table = sa.Table(name, sa.MetaData(), autoload_with=conn)
             cols = [c for c in table.columns if c.name not in VOLATILE_COLUMNS]
             rows = [dict(r._mapping) for r in conn.execute(sa.select(*cols))]
-            out[name] = sorted(rows, key=lambda r: json.dumps(r, default=str, sort_keys=True)[:300])
+            key = [c.name for c in table.primary_key.columns]
+            out[name] = sorted(rows, key=lambda r, key=key: [str(r[k]) for k in key])
     engine.dispose()
     return out
 

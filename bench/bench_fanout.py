@@ -1,0 +1,183 @@
+"""Fan-out: the coordinator's dynamic scheduling against the seeds' static N-slice chunking.
+
+Both run on the same emulated endpoint with N real SDK worker processes (`python handler.py`),
+over the same synthetic items whose durations are heavy-tailed (log-normal, seeded, clipped to
+0.2-5 s; items sleep, so the 2-core machine is not the bottleneck):
+- dynamic: ONE coordinator job submitted to the endpoint. It runs inside one of the N workers,
+  keeps up to N siblings in flight (guided chunk sizes), and works on chunks itself meanwhile;
+- static:  the seeds' way: N sibling jobs (mode worker) submitted at once from outside, each a
+  contiguous 1/N slice of the items, one per worker process (no coordinator holds a worker, the
+  most favourable setting for static).
+N = worker processes of the endpoint (the coordinator's own process included: it works too).
+Makespan = first submit → last result posted (the emulator's clock; no client polling in it).
+Lower bound = max(total work / N, longest item). Two item orders are run:
+- shuffled:  durations in random order (i.i.d.);
+- clustered: the same durations, sorted into runs of 10 similar items, runs in random order
+  (slow items arriving together, e.g. one slow site's pages listed next to each other).
+
+    python bench/bench_fanout.py [--workers 4 8] [--items 120] [--orders shuffled clustered]
+Writes bench/results/fanout.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from handler.api import EndpointClient  # noqa: E402
+from handler.emulator import EmulatorConfig, run_emulator  # noqa: E402
+
+MIN_S, MAX_S = 0.2, 5.0
+
+
+def durations(n: int, seed: int, mu: float, sigma: float, order: str) -> list[float]:
+    rng = random.Random(seed)
+    values = [round(min(MAX_S, max(MIN_S, rng.lognormvariate(mu, sigma))), 3) for _ in range(n)]
+    if order == "clustered":
+        values.sort()
+        runs = [values[i : i + 10] for i in range(0, n, 10)]
+        rng.shuffle(runs)
+        values = [v for run in runs for v in run]
+    return values
+
+
+def items_of(values: list[float]) -> list[dict[str, Any]]:
+    return [{"id": f"it-{i:04d}", "duration_s": d} for i, d in enumerate(values)]
+
+
+def makespan_s(infos: list[dict[str, Any]]) -> float:
+    start = min(j["created_at"] for j in infos)
+    end = max(j["created_at"] + j["delay_s"] + j["execution_s"] for j in infos)
+    return end - start
+
+
+async def run_dynamic(emu: Any, items: list[dict], n: int) -> dict[str, Any]:
+    before = {j["id"] for j in emu.jobs()}
+    async with EndpointClient(
+        endpoint_id=emu.endpoint_id, base_url=emu.base_url, api_key=emu.api_key
+    ) as client:
+        job = await client.run({"pipeline": "synthetic", "workers": n, "items": items})
+        final = await client.wait(job.id, timeout_s=900, interval_s=1.0)
+    emu.wait_idle(120)
+    out = final.output or {}
+    if final.status != "COMPLETED" or not out.get("ok"):
+        raise RuntimeError(f"coordinator job ended {final.status}: {final.error or out}")
+    info = emu.job(job.id)
+    siblings = [j for j in emu.jobs() if j["id"] not in before and j["id"] != job.id]
+    return {"makespan_s": makespan_s([info]), "fanout": out["fanout"], "siblings": len(siblings)}
+
+
+async def run_static(emu: Any, items: list[dict], n: int) -> dict[str, Any]:
+    size = len(items)
+    slices = [items[k * size // n : (k + 1) * size // n] for k in range(n)]
+    payloads = [
+        {"mode": "worker", "pipeline": "synthetic", "items": part} for part in slices if part
+    ]
+    async with EndpointClient(
+        endpoint_id=emu.endpoint_id, base_url=emu.base_url, api_key=emu.api_key
+    ) as client:
+        jobs = await client.submit_many(payloads, concurrency=len(payloads))
+        finals = [await client.wait(j.id, timeout_s=900, interval_s=1.0) for j in jobs]
+    emu.wait_idle(120)
+    bad = [f for f in finals if f.status != "COMPLETED"]
+    if bad:
+        raise RuntimeError(f"static slice ended {bad[0].status}: {bad[0].error}")
+    infos = [emu.job(j.id) for j in jobs]
+    return {
+        "makespan_s": makespan_s(infos),
+        "slice_work_s": [sum(i["duration_s"] for i in s) for s in slices],
+    }
+
+
+def bench(n: int, orders: list[str], args: argparse.Namespace) -> list[dict[str, Any]]:
+    home = Path(tempfile.mkdtemp(prefix="bench-fanout-"))
+    cfg = EmulatorConfig(
+        workers=n,
+        worker_log_path=home / "workers.log",
+        worker_env={"LOG_LEVEL": "WARNING", "STATUS_POLL_INTERVAL_S": str(args.poll_s)},
+    )
+    rows = []
+    with run_emulator(cfg) as emu:
+        emu.wait_ready(180)
+        for order in orders:
+            values = durations(args.items, args.seed, args.mu, args.sigma, order)
+            items = items_of(values)
+            total, longest = sum(values), max(values)
+            lower = max(total / n, longest)
+            t0 = time.perf_counter()
+            dyn = asyncio.run(run_dynamic(emu, items, n))
+            sta = asyncio.run(run_static(emu, items, n))
+            row = {
+                "workers": n,
+                "order": order,
+                "items": len(items),
+                "total_work_s": round(total, 2),
+                "longest_item_s": longest,
+                "lower_bound_s": round(lower, 2),
+                "dynamic_makespan_s": round(dyn["makespan_s"], 2),
+                "static_makespan_s": round(sta["makespan_s"], 2),
+                "dynamic_over_lower_bound": round(dyn["makespan_s"] / lower, 3),
+                "static_over_lower_bound": round(sta["makespan_s"] / lower, 3),
+                "speedup_over_static": round(sta["makespan_s"] / dyn["makespan_s"], 3),
+                "static_slice_work_s": [round(w, 1) for w in sta["slice_work_s"]],
+                "fanout": dyn["fanout"],
+                "wall_s": round(time.perf_counter() - t0, 1),
+            }
+            print(
+                f"N={n:<2} {order:<9} LB {lower:6.1f}s  dynamic {dyn['makespan_s']:6.1f}s "
+                f"({row['dynamic_over_lower_bound']:.3f}x LB)  static {sta['makespan_s']:6.1f}s "
+                f"({row['static_over_lower_bound']:.3f}x LB)  "
+                f"speed-up {row['speedup_over_static']:.2f}x",
+                flush=True,
+            )
+            rows.append(row)
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--workers", type=int, nargs="+", default=[4, 8])
+    p.add_argument("--items", type=int, default=120)
+    p.add_argument("--orders", nargs="+", default=["shuffled", "clustered"])
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--mu", type=float, default=-0.5, help="log-normal mu (of ln seconds)")
+    p.add_argument("--sigma", type=float, default=1.0, help="log-normal sigma")
+    p.add_argument("--poll-s", type=float, default=0.25, help="STATUS_POLL_INTERVAL_S")
+    args = p.parse_args()
+    rows = []
+    for n in args.workers:
+        rows.extend(bench(n, args.orders, args))
+    print()
+    print(
+        f"{'N':>3} {'order':<10} {'LB s':>7} {'dyn s':>7} {'dyn/LB':>7} {'static s':>9} "
+        f"{'static/LB':>9} {'speed-up':>8}  chunks sib local taken retries"
+    )
+    for r in rows:
+        f = r["fanout"]
+        print(
+            f"{r['workers']:>3} {r['order']:<10} {r['lower_bound_s']:>7.1f} "
+            f"{r['dynamic_makespan_s']:>7.1f} {r['dynamic_over_lower_bound']:>7.3f} "
+            f"{r['static_makespan_s']:>9.1f} {r['static_over_lower_bound']:>9.3f} "
+            f"{r['speedup_over_static']:>8.2f}  {f['chunks']:>6} {f['siblings_submitted']:>3} "
+            f"{f['chunks_local']:>5} {f['taken_back']:>5} {f['retries']:>7}"
+        )
+    out = ROOT / "bench" / "results" / "fanout.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    params = {k: v for k, v in vars(args).items()}
+    params["duration_range_s"] = [MIN_S, MAX_S]
+    out.write_text(json.dumps({"params": params, "rows": rows}, indent=2) + "\n")
+    print(f"\nwrote {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
