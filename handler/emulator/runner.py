@@ -69,6 +69,12 @@ class Emulator:
         """Block until predicate() (evaluated on the emulator's loop at every change) holds."""
         self._wait(self._state.wait_until(predicate, timeout_s), timeout_s)
 
+    def wait_workers(
+        self, predicate: Callable[[list[dict[str, Any]]], bool], timeout_s: float
+    ) -> None:
+        """Block until predicate(workers()) holds."""
+        self.wait_until(lambda: predicate(self._state.workers_info()), timeout_s)
+
     def wait_health(self, predicate: Callable[[dict[str, Any]], bool], timeout_s: float) -> None:
         """Block until predicate(the /health dict) holds."""
         self.wait_until(lambda: predicate(self._state.health()), timeout_s)

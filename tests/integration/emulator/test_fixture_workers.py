@@ -159,3 +159,18 @@ def test_a_crash_looping_worker_shows_unhealthy_and_keeps_the_job_queued(tmp_pat
         assert c.get(f"/status/{job_id}").json()["status"] == "IN_QUEUE"
         worker = emu.workers()[0]
         assert worker["last_exit"] == "exited with code 3" and worker["restarts"] >= 2
+
+
+def test_refresh_worker_restarts_the_worker_after_its_result(slow_emulator) -> None:
+    emu = slow_emulator
+    with client_for(emu) as c:
+        body = c.post("/runsync", json={"input": {"refresh": True}}).json()
+        assert body["status"] == "COMPLETED" and body["output"] == {"refreshed": True}
+        wid = body["workerId"]
+
+        def restarted(workers: list[dict]) -> bool:
+            w = next(w for w in workers if w["id"] == wid)
+            return w["last_exit"] == "exited with code 0" and w["state"] == "idle"
+
+        emu.wait_workers(restarted, 60)
+        assert emu.health()["workers"]["unhealthy"] == 0
