@@ -144,7 +144,6 @@ async def coordinate(
     elif cleanup_stats and load is not None:
         load["cleaned"] = load.get("cleaned", 0) + cleanup_stats.get("cleaned", 0)
 
-    progress.update({"items_done": merger.items_done, "items_total": len(item_ids)}, force=True)
     timings = dict(merger.timings_s)
     timings["coordinate"] = round(time.perf_counter() - t0, 4)
     return job_output(
