@@ -82,8 +82,8 @@ def create_app(state: EndpointState, *, on_startup: Callable[[], Awaitable[None]
                 return _error(404, "unknown endpoint")
             if not authorized(request, state.worker_key):
                 return _error(401, "unauthorized worker")
-            gen = request.query_params.get("gen")
-            w = state.current(request.path_params["worker_id"], int(gen) if gen else None)
+            gen = request.query_params.get("gen", "")
+            w = state.current(request.path_params["worker_id"], int(gen) if gen.isdigit() else None)
             if w is None:
                 return Response(status_code=204)  # a stale process: nothing for it
             return await fn(request, w)

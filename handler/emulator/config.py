@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 __all__ = ["REPO_ROOT", "EmulatorConfig", "FaultConfig"]
 
@@ -113,3 +113,12 @@ class EmulatorConfig(BaseModel):
     default_ttl_ms: int = Field(86_400_000, gt=0)
     max_runsync_wait_ms: int = Field(300_000, gt=0, description="Cap of /runsync?wait=.")
     faults: FaultConfig = Field(default_factory=FaultConfig)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EmulatorConfig:
+        if self.lost_after_s < 2 * self.ping_interval_ms / 1000:
+            raise ValueError(
+                f"lost_after_s ({self.lost_after_s}) must be at least two ping intervals "
+                f"(ping_interval_ms={self.ping_interval_ms})"
+            )
+        return self

@@ -15,6 +15,7 @@ import socket
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -202,27 +203,29 @@ def run_emulator(
     )
     thread.start()
     try:
-        if not started.wait(start_timeout_s):
-            raise RuntimeError(f"the emulator did not start within {start_timeout_s}s")
-        emulator = Emulator(state, pool, base_url)
-        yield emulator
+        deadline = time.monotonic() + start_timeout_s
+        while not started.wait(0.05):
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the emulator failed to start (see the log above)")
+        yield Emulator(state, pool, base_url)
     finally:
         loop = state.loop
-        if loop is not None and thread.is_alive():
-            asyncio.run_coroutine_threadsafe(pool.shutdown(config.shutdown_grace_s), loop).result(
-                config.shutdown_grace_s + 30
-            )
-            loop.call_soon_threadsafe(state.close)
-        server.should_exit = True
-        thread.join(15)
-        sock.close()
-        shutil.rmtree(home, ignore_errors=True)
+        try:
+            if loop is not None and thread.is_alive():
+                stop = pool.shutdown(config.shutdown_grace_s)
+                asyncio.run_coroutine_threadsafe(stop, loop).result(config.shutdown_grace_s + 30)
+                loop.call_soon_threadsafe(state.close)
+        finally:
+            server.should_exit = True
+            thread.join(15)
+            sock.close()
+            shutil.rmtree(home, ignore_errors=True)
 
 
 def serve_forever(config: EmulatorConfig, port: int | None = None) -> None:
     """Foreground emulator for `podfleet emulate`: prints the URL and client env; Ctrl-C stops."""
     stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())  # main thread only
     try:
         with run_emulator(config, port=port) as emu:
             print(f"RunPod emulator: {emu.url}  ({config.workers} workers)", flush=True)

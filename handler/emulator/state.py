@@ -37,6 +37,10 @@ class StateError(Exception):
         self.message = message
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
 def is_loopback_url(url: str) -> bool:
     parts = urlsplit(url)
     return parts.scheme in ("http", "https") and (parts.hostname or "") in _LOOPBACK
@@ -310,7 +314,7 @@ class EndpointState:
         w.touch()
         job = self.jobs.get(job_id)
         try:
-            body = json.loads(raw)
+            body = json.loads(raw, parse_constant=_reject_constant)
             if not isinstance(body, dict):
                 raise ValueError(f"expected a JSON object, got {type(body).__name__}")
         except ValueError as exc:

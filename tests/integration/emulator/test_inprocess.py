@@ -200,8 +200,8 @@ async def test_raw_worker_protocol_rejects_unreadable_and_oversized_results() ->
     async with run_in_process(config, handler=echo) as emu, emu.client() as c:
         emu.state.register_worker("raw", 0, supervised=False)
         worker = {"Authorization": emu.state.worker_key}
-        ids = [(await c.post("/run", json={"input": i})).json()["id"] for i in range(3)]
-        taken = await c.get("/job-take-batch/raw?batch_size=3", headers=worker)
+        ids = [(await c.post("/run", json={"input": i})).json()["id"] for i in range(4)]
+        taken = await c.get("/job-take-batch/raw?batch_size=4", headers=worker)
         assert [j["id"] for j in taken.json()] == ids
         r = await c.post(f"/job-done/raw/{ids[0]}", content=b"{not json", headers=worker)
         assert r.status_code == 400
@@ -213,5 +213,8 @@ async def test_raw_worker_protocol_rejects_unreadable_and_oversized_results() ->
         assert ok.status_code == 200 and emu.job(ids[2])["output"] == 1
         late = await c.post(f"/job-done/raw/{ids[2]}", content=b'{"output": 2}', headers=worker)
         assert late.json()["accepted"] is False and emu.job(ids[2])["output"] == 1
+        nan = await c.post(f"/job-done/raw/{ids[3]}", content=b'{"output": NaN}', headers=worker)
+        assert nan.status_code == 400 and "NaN is not valid JSON" in emu.job(ids[3])["error"]
+        assert (await c.get(f"/status/{ids[3]}")).json()["status"] == "FAILED"
         stranger = await c.get("/job-take/raw", headers={"Authorization": "x"})
         assert stranger.status_code == 401
