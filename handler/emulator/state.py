@@ -121,7 +121,7 @@ class EndpointState:
     def get(self, job_id: str) -> JobRecord:
         job = self.jobs.get(job_id)
         if job is None:
-            raise StateError(404, f"job {job_id!r} not found (unknown, expired or purged)")
+            raise StateError(404, f"job {job_id!r} not found (unknown, or expired: ttl/retention)")
         return job
 
     async def wait_final(self, job_id: str, timeout_s: float) -> JobRecord | None:
@@ -187,7 +187,6 @@ class EndpointState:
         return len(ids)
 
     def health(self) -> dict[str, Any]:
-        statuses = [j.status for j in self.jobs.values()]
         workers = {"idle": 0, "running": 0, "initializing": 0, "throttled": 0, "unhealthy": 0}
         for w in self.workers.values():
             workers[self.worker_state(w)] += 1
@@ -196,8 +195,8 @@ class EndpointState:
             "jobs": {
                 "completed": self.counters["completed"],
                 "failed": self.counters["failed"],
-                "inProgress": statuses.count(JobStatus.IN_PROGRESS),
-                "inQueue": statuses.count(JobStatus.IN_QUEUE),
+                "inProgress": self._running(),
+                "inQueue": len(self.queue) + len(self.queue_low),
                 "retried": self.counters["retried"],
             },
             "workers": workers,
@@ -393,9 +392,13 @@ class EndpointState:
             self.queue
             or self.queue_low
             or self._webhooks
-            or any(j.status is JobStatus.IN_PROGRESS for j in self.jobs.values())
+            or self._running()
             or any(w.alive and w.stopping for w in self.workers.values())  # still stopping
         )
+
+    def _running(self) -> int:
+        """Jobs IN_PROGRESS: each is in its worker's set until it ends or is re-queued."""
+        return sum(len(w.jobs) for w in self.workers.values())
 
     async def wait_until(self, predicate: Callable[[], bool], timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
