@@ -223,7 +223,17 @@ async def test_rate_limiter_paces_a_burst():
     async with make_client(fake, limits=limits) as client:
         job = await client.run({"x": 1})
         tasks = [asyncio.create_task(client.status(job.id)) for _ in range(5)]
-        done, pending = await asyncio.wait(tasks, timeout=0.3)
+
+        def sent() -> int:
+            return sum("/status/" in r.url.path for r in fake.requests)
+
+        for _ in range(500):  # until the bucket's 3 tokens are spent (no wall-clock assertion)
+            if sent() == 3 and sum(t.done() for t in tasks) == 3:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)  # the next token is 20 s away: nothing else may get through
+        done = {t for t in tasks if t.done()}
+        pending = [t for t in tasks if not t.done()]
         for t in pending:
             t.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
@@ -237,7 +247,11 @@ async def test_concurrency_cap_per_operation():
     limits = RateLimits({"run": OperationLimit(requests=1000, period_s=10, concurrent=2)})
     async with make_client(fake, limits=limits) as client:
         task = asyncio.create_task(client.submit_many([{"i": i} for i in range(6)], concurrency=6))
-        for _ in range(20):
+        for _ in range(500):
+            if fake.in_flight == 2:
+                break
+            await asyncio.sleep(0)
+        for _ in range(50):  # more turns of the loop: a third request must not get in
             await asyncio.sleep(0)
         assert fake.in_flight == 2
         fake.hold.set()
