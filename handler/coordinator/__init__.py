@@ -103,6 +103,8 @@ async def coordinate(
     progress = ProgressPublisher(job, enabled=settings.on_runpod)
 
     def publish() -> None:
+        if len(merger.finished) == len(chunks):
+            return  # the result follows at once; a last progress post would arrive after it
         progress.update(
             {
                 "items_done": merger.items_done,

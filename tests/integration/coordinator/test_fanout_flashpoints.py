@@ -30,22 +30,32 @@ async def seed_stale_flashpoint(db_url: str) -> None:
     await local_run(payload, db_url)
 
 
+def run_and_close(coro_fn, *args) -> dict | None:
+    """Run a pipeline coroutine in its own loop, closing the warm browser it opened there."""
+
+    async def run() -> dict | None:
+        try:
+            return await coro_fn(*args)
+        finally:
+            await RESOURCES.close_all()
+            dispose_engines()
+
+    return asyncio.run(run())
+
+
+@pytest.fixture(scope="module")
+def local_reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
+    """The 12 flashpoints run locally (one worker, no fan-out): results and rows to match."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('local')}/local.db"
+    return run_and_close(local_run, flashpoints_input(4, cleanup=True), url), url
+
+
 def test_twelve_flashpoints_over_four_workers_match_a_local_run(
-    fleet, run_coordinator, clean_env, tmp_path
+    fleet, run_coordinator, local_reference
 ):
     payload = flashpoints_input(4, cleanup=True, workers=4)
-    local_url = f"sqlite:///{tmp_path}/local.db"
-
-    async def prepare() -> dict:
-        try:
-            local = await local_run(payload, local_url)
-            await seed_stale_flashpoint(fleet.db_url)
-            return local
-        finally:
-            await RESOURCES.close_all()  # the browser belongs to this event loop
-
-    local = asyncio.run(prepare())
-    dispose_engines()
+    local, local_url = local_reference
+    run_and_close(seed_stale_flashpoint, fleet.db_url)
 
     final, siblings = run_coordinator(fleet, payload)
 
@@ -65,24 +75,27 @@ def test_twelve_flashpoints_over_four_workers_match_a_local_run(
     assert_close(rows, table_rows(local_url), "rows")
 
 
-async def test_coordinator_load_mode_stores_the_same_rows(clean_env, monkeypatch, tmp_path):
+async def test_coordinator_load_mode_stores_the_same_rows(
+    local_reference, clean_env, monkeypatch, tmp_path
+):
     """LOAD_MODE=coordinator: siblings return records, the coordinator loads them once. Run on
     the emulator's in-process queue (same app, handler called in-process) to keep this fast."""
     payload = flashpoints_input(4, cleanup=True, workers=3)
-    local_url = f"sqlite:///{tmp_path}/local.db"
     fan_url = f"sqlite:///{tmp_path}/fanout.db"
     try:
-        await _load_mode_run(payload, local_url, fan_url, monkeypatch)
+        await _load_mode_run(payload, local_reference, fan_url, monkeypatch)
     finally:
         await RESOURCES.close_all()  # the browser belongs to this test's event loop
         dispose_engines()
 
 
-async def _load_mode_run(payload: dict, local_url: str, fan_url: str, monkeypatch) -> None:
+async def _load_mode_run(
+    payload: dict, local_reference: tuple[dict, str], fan_url: str, monkeypatch
+) -> None:
     from handler.emulator import EmulatorConfig, run_in_process
     from handler.entry import handler as real_handler
 
-    local = await local_run(payload, local_url)
+    local, local_url = local_reference
     await seed_stale_flashpoint(fan_url)
     monkeypatch.setenv("DATABASE_URL", fan_url)  # what the in-process siblings' settings read
     load_settings.cache_clear()
