@@ -54,6 +54,9 @@ class Emulator:
         return f"{self.base_url}/{self.endpoint_id}"
 
     def _call(self, fn: Callable[[], T], timeout_s: float = 10) -> T:
+        if not self._loop.is_running():  # after exit: read the final state directly
+            return fn()
+
         async def run() -> T:
             return fn()
 

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from handler.emulator import run_emulator
-from tests.integration.emulator.helpers import client_for, config
+from tests.integration.emulator.helpers import FIXTURE_HANDLERS, client_for, config
 
 pytestmark = pytest.mark.emulator
 
@@ -174,3 +174,13 @@ def test_refresh_worker_restarts_the_worker_after_its_result(slow_emulator) -> N
 
         emu.wait_workers(restarted, 60)
         assert emu.health()["workers"]["unhealthy"] == 0
+
+
+def test_exit_lets_the_in_flight_job_finish(tmp_path) -> None:
+    cmd = [sys.executable, "-u", str(FIXTURE_HANDLERS / "slow_handler.py")]
+    with run_emulator(config(tmp_path, workers=1, cmd=cmd)) as emu, client_for(emu) as c:
+        job_id = c.post("/run", json={"input": {"sleep_s": 1.5, "echo": "last"}}).json()["id"]
+        emu.wait_job(job_id, lambda j: j is not None and j["status"] == "IN_PROGRESS")
+    info = emu.job(job_id)  # read after exit: workers got SIGTERM, the job still completed
+    assert info["status"] == "COMPLETED" and info["output"] == {"slept_s": 1.5, "echo": "last"}
+    assert emu.workers()[0]["last_exit"] == "exited with code 0"
