@@ -184,3 +184,21 @@ def test_exit_lets_the_in_flight_job_finish(tmp_path) -> None:
     info = emu.job(job_id)  # read after exit: workers got SIGTERM, the job still completed
     assert info["status"] == "COMPLETED" and info["output"] == {"slept_s": 1.5, "echo": "last"}
     assert emu.workers()[0]["last_exit"] == "exited with code 0"
+
+
+def test_a_concurrent_sdk_worker_takes_jobs_in_batches(tmp_path) -> None:
+    cmd = [sys.executable, "-u", str(FIXTURE_HANDLERS / "slow_handler.py"), "--concurrency", "3"]
+    with run_emulator(config(tmp_path, workers=1, cmd=cmd)) as emu, client_for(emu) as c:
+        emu.wait_ready(60, polling=True)
+        try:
+            emu.faults.max_workers = 0  # queue all three, then let the worker take them at once
+            job = {"input": {"sleep_s": 30}}
+            ids = [c.post("/run", json=job).json()["id"] for _ in range(3)]
+            emu.faults.max_workers = None
+            emu.wait_health(lambda h: h["jobs"]["inProgress"] == 3, 30)
+        finally:
+            emu.faults.max_workers = None
+        assert {emu.job(i)["worker_id"] for i in ids} == {"worker-0"}
+        for i in ids:
+            assert c.post(f"/cancel/{i}").json()["status"] == "CANCELLED"
+        emu.wait_idle(30)  # the worker confirmed (pings) that all three were stopped
