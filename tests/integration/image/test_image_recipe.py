@@ -29,16 +29,23 @@ def instructions(repo_root: Path, name: str) -> list[dict]:
     return [i for i in dockerfile(repo_root).structure if i["instruction"] == name]
 
 
+def copy_args(value: str) -> list[str] | None:
+    """[src..., dest] of one COPY/ADD (shell or JSON form); None for `--from=` another stage."""
+    value = value.strip()
+    if any(w.startswith("--from") for w in shlex.split(value)):
+        return None
+    if value.startswith("["):
+        return json.loads(value)
+    return [w for w in shlex.split(value) if not w.startswith("--")]
+
+
 def copy_sources(repo_root: Path) -> list[tuple[int, str]]:
-    """(line, source) for every COPY/ADD from the build context (not `--from=` another stage)."""
+    """(line, source) for every COPY/ADD from the build context."""
     found = []
     for ins in instructions(repo_root, "COPY") + instructions(repo_root, "ADD"):
-        value = ins["value"].strip()
-        words = [w for w in shlex.split(value) if not w.startswith("--")]
-        if any(w.startswith("--from") for w in shlex.split(value)):
+        words = copy_args(ins["value"])
+        if words is None:
             continue
-        if value.lstrip().startswith("["):  # JSON form: ["src", ..., "dest"]
-            words = json.loads(value)
         assert len(words) >= 2, f"Dockerfile line {ins['startline'] + 1}: COPY needs src and dest"
         found += [(ins["startline"] + 1, src) for src in words[:-1]]
     return found
@@ -191,6 +198,61 @@ def test_dockerignore_matcher_follows_docker_rules(tmp_path: Path) -> None:
     assert not excluded("docs/keep.md", rules)
     assert excluded("build/out", rules)
     assert not excluded("builder/setup.sh", rules)
+
+
+def apply_copy(repo_root: Path, stage: Path, words: list[str]) -> None:
+    """COPY src... dest into stage (the WORKDIR), as Docker would, .dockerignore honoured."""
+    rules = dockerignore(repo_root)
+    *sources, dest = words
+    for src in sources:
+        path = repo_root / src
+        if path.is_dir():
+            for item in path.rglob("*"):
+                rel = str(item.relative_to(repo_root))
+                if item.is_file() and not excluded(rel, rules):
+                    target = stage / dest / item.relative_to(path)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(item, target)
+        else:
+            target = stage / dest / path.name if dest.endswith("/") else stage / dest
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+
+
+def test_each_layer_runs_with_only_what_was_copied_before_it(
+    repo_root: Path, tmp_path: Path
+) -> None:
+    """Every RUN before `COPY . .` (system packages, pins, model bake), run on this machine in a
+    WORKDIR holding only the files the Dockerfile has copied so far: a step that needs a file
+    copied later would pass on a host checkout and fail in `docker build`; here it fails."""
+    stage = tmp_path / "app"
+    stage.mkdir()
+    env = cmd_env(repo_root, tmp_path / "unused.db")
+    env["PYTHON"] = sys.executable
+    ran = []
+    for ins in dockerfile(repo_root).structure:
+        if ins["instruction"] in ("COPY", "ADD"):
+            words = copy_args(ins["value"])
+            if words == [".", "."]:
+                break  # the code layer: the CMD tests above run it
+            if words:
+                apply_copy(repo_root, stage, words)
+        elif ins["instruction"] == "RUN":
+            command = ins["value"].strip()
+            # --image also empties apt's lists, which a host keeps; the package check stays.
+            command = command.replace(" --image", "")
+            command = re.sub(r"^python(3)?\b", shlex.quote(sys.executable), command)
+            proc = subprocess.run(
+                ["bash", "-c", command],
+                cwd=stage,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+            assert proc.returncode == 0, f"RUN {command}: {(proc.stdout + proc.stderr)[-3000:]}"
+            ran.append(command)
+    assert len(ran) >= 3, ran  # system packages, pins, bake
 
 
 # ---------------------------------------------------------------------------------------------
