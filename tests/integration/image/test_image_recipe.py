@@ -119,10 +119,36 @@ def cmd_env(repo_root: Path, db_path: Path) -> dict[str, str]:
     return env
 
 
-def run_cmd(repo_root: Path, workdir: Path, db_path: Path) -> subprocess.CompletedProcess[str]:
+_STAGED_RUNNER = """\
+import os, runpy, sys
+# Hide the host's editable install of podfleet: the staged copy must import its own code only.
+sys.meta_path[:] = [
+    f for f in sys.meta_path if not getattr(f, "__module__", "").startswith("__editable__")
+]
+script = sys.argv.pop(1)
+sys.argv[0] = script
+sys.path[0] = os.path.dirname(os.path.abspath(script))
+runpy.run_path(script, run_name="__main__")
+"""
+
+
+def staged_python(tmp_path: Path) -> list[str]:
+    """This interpreter, running a script as `python SCRIPT` would, but blind to the checkout's
+    editable install, so a staged copy finds only the files staged with it (as in the image)."""
+    runner = tmp_path / "run_staged.py"
+    runner.write_text(_STAGED_RUNNER)
+    return [sys.executable, str(runner)]
+
+
+def run_cmd(
+    repo_root: Path, workdir: Path, db_path: Path, python: list[str] | None = None
+) -> subprocess.CompletedProcess[str]:
     argv = json.loads(dockerfile(repo_root).cmd)
-    if argv[0] in ("python", "python3"):  # the image's `python` is this interpreter's version
-        argv[0] = sys.executable
+    assert argv[0] in ("python", "python3"), argv  # the image's `python`: this interpreter
+    options = [a for a in argv[1:] if a.startswith("-")]
+    rest = argv[1 + len(options) :]
+    python = python or [sys.executable]
+    argv = [python[0], *options, *python[1:], *rest]
     return subprocess.run(
         argv,
         cwd=workdir,
@@ -229,6 +255,7 @@ def test_each_layer_runs_with_only_what_was_copied_before_it(
     stage.mkdir()
     env = cmd_env(repo_root, tmp_path / "unused.db")
     env["PYTHON"] = sys.executable
+    python = " ".join(shlex.quote(a) for a in staged_python(tmp_path))
     ran = []
     for ins in dockerfile(repo_root).structure:
         if ins["instruction"] in ("COPY", "ADD"):
@@ -241,7 +268,7 @@ def test_each_layer_runs_with_only_what_was_copied_before_it(
             command = ins["value"].strip()
             # --image also empties apt's lists, which a host keeps; the package check stays.
             command = command.replace(" --image", "")
-            command = re.sub(r"^python(3)?\b", shlex.quote(sys.executable), command)
+            command = re.sub(r"^python3? ", python + " ", command)
             proc = subprocess.run(
                 ["bash", "-c", command],
                 cwd=stage,
@@ -261,13 +288,14 @@ def test_each_layer_runs_with_only_what_was_copied_before_it(
 
 @pytest.mark.parametrize("where", ["repo root", "build context"])
 def test_cmd_processes_test_input(repo_root: Path, tmp_path: Path, where: str) -> None:
-    workdir = repo_root
+    workdir, python = repo_root, None
     if where == "build context":
         workdir = tmp_path / "app"
         files = stage_context(repo_root, workdir)
         assert "test_input.json" in files and "handler.py" in files
+        python = staged_python(tmp_path)
     db_path = tmp_path / "smoke.db"
-    proc = run_cmd(repo_root, workdir, db_path)
+    proc = run_cmd(repo_root, workdir, db_path, python)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-3000:]
     result = job_result(output)
