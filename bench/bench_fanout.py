@@ -150,7 +150,7 @@ def main() -> None:
     p.add_argument("--items", type=int, default=120)
     p.add_argument("--orders", nargs="+", default=["shuffled", "clustered"])
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--mu", type=float, default=-0.5, help="log-normal mu (of ln seconds)")
+    p.add_argument("--mu", type=float, default=0.0, help="log-normal mu (of ln seconds)")
     p.add_argument("--sigma", type=float, default=1.0, help="log-normal sigma")
     p.add_argument("--poll-s", type=float, default=0.25, help="STATUS_POLL_INTERVAL_S")
     args = p.parse_args()
