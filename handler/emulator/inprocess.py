@@ -78,8 +78,7 @@ class _Worker:
                         self.job_task.cancel()  # stopped: the SDK posts nothing then
                     await asyncio.gather(self.job_task, return_exceptions=True)
                     self.job_task = None
-                    if job["id"] in w.stopping:
-                        w.stopping.discard(job["id"])
+                    if w.stopping.pop(job["id"], None) is not None:
                         state.changed.notify()
 
     async def _watch_stop(self, w: WorkerInfo, job_id: str) -> None:

@@ -133,13 +133,18 @@ class WorkerProtocol:
 
         A stop can reach the SDK before the job's task exists (it then finds nothing to cancel
         and drops the signal), so a stop is sent again while the worker still reports the job.
+        A ping can be older than the job's arrival at the worker: a job counts as gone only when
+        pings stop listing it two intervals after the stop was asked for.
         """
         w.touch()
         reported = set(job_ids)
-        for job_id in list(w.stopping):
+        settle_s = 2 * self.config.ping_interval_ms / 1000
+        now = time.monotonic()
+        for job_id, asked_at in list(w.stopping.items()):
             if job_id not in reported:
-                w.stopping.discard(job_id)
-                self.changed.notify()
+                if now - asked_at > settle_s:
+                    del w.stopping[job_id]
+                    self.changed.notify()
             elif job_id not in w.pending_stops:
                 w.pending_stops.append(job_id)
                 w.stop_pulse.notify()
@@ -177,6 +182,7 @@ class WorkerProtocol:
                 self._ignored(job, w, f"progress update after the job was {job.status}", body)
             return 200, {"accepted": owned}
         if not owned:
+            w.stopping.pop(job_id, None)  # its result came: the worker is done with it
             self._ignored(job, w, f"result after the job was {job.status}", body)
             return 200, {"accepted": False, "reason": f"job is {job.status}"}
         limit = self.config.max_runsync_payload_bytes if job.sync else self.config.max_payload_bytes

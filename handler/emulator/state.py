@@ -268,7 +268,7 @@ class EndpointState(WorkerProtocol):
         w = self.workers.get(job.worker_id or "")
         if w is not None and job.id in w.jobs:
             w.jobs.discard(job.id)
-            w.stopping.add(job.id)
+            w.stopping[job.id] = time.monotonic()
             w.pending_stops.append(job.id)
             w.stop_pulse.notify()
             self.work.notify()

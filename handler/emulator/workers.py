@@ -52,7 +52,7 @@ class WorkerInfo:
     last_seen: float = field(default_factory=time.monotonic)
     jobs: set[str] = field(default_factory=set)
     pending_stops: list[str] = field(default_factory=list)  # for the next job-stop reply
-    stopping: set[str] = field(default_factory=set)  # asked to stop, still reported by pings
+    stopping: dict[str, float] = field(default_factory=dict)  # job → when a stop was asked
     stop_pulse: Pulse = field(default_factory=Pulse)
     restarts: int = 0
     exits: deque[float] = field(default_factory=deque)

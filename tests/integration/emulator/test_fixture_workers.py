@@ -145,7 +145,6 @@ def test_a_silent_worker_is_lost_and_its_job_runs_again(slow_emulator) -> None:
         info = emu.wait_job(job_id, timeout_s=60)
         assert info is not None and info["status"] == "COMPLETED" and info["retries"] == 1
         assert info["output"] == {"slept_s": 0.5, "echo": "again"}
-        emu.wait_ready(60)
         worker = next(w for w in emu.workers() if w["id"] == frozen)
         assert worker["last_exit"].startswith("lost (silent for") and worker["restarts"] >= 1
 
@@ -176,17 +175,7 @@ def test_refresh_worker_restarts_the_worker_after_its_result(slow_emulator) -> N
         assert emu.health()["workers"]["unhealthy"] == 0
 
 
-def test_exit_lets_the_in_flight_job_finish(tmp_path) -> None:
-    cmd = [sys.executable, "-u", str(FIXTURE_HANDLERS / "slow_handler.py")]
-    with run_emulator(config(tmp_path, workers=1, cmd=cmd)) as emu, client_for(emu) as c:
-        job_id = c.post("/run", json={"input": {"sleep_s": 1.5, "echo": "last"}}).json()["id"]
-        emu.wait_job(job_id, lambda j: j is not None and j["status"] == "IN_PROGRESS")
-    info = emu.job(job_id)  # read after exit: workers got SIGTERM, the job still completed
-    assert info["status"] == "COMPLETED" and info["output"] == {"slept_s": 1.5, "echo": "last"}
-    assert emu.workers()[0]["last_exit"] == "exited with code 0"
-
-
-def test_a_concurrent_sdk_worker_takes_jobs_in_batches(tmp_path) -> None:
+def test_a_concurrent_sdk_worker_takes_batches_and_exit_drains_it(tmp_path) -> None:
     cmd = [sys.executable, "-u", str(FIXTURE_HANDLERS / "slow_handler.py"), "--concurrency", "3"]
     with run_emulator(config(tmp_path, workers=1, cmd=cmd)) as emu, client_for(emu) as c:
         emu.wait_ready(60, polling=True)
@@ -202,3 +191,8 @@ def test_a_concurrent_sdk_worker_takes_jobs_in_batches(tmp_path) -> None:
         for i in ids:
             assert c.post(f"/cancel/{i}").json()["status"] == "CANCELLED"
         emu.wait_idle(30)  # the worker confirmed (pings) that all three were stopped
+        job_id = c.post("/run", json={"input": {"sleep_s": 1.5, "echo": "last"}}).json()["id"]
+        emu.wait_job(job_id, lambda j: j is not None and j["status"] == "IN_PROGRESS")
+    info = emu.job(job_id)  # read after exit: the worker got SIGTERM, its job still completed
+    assert info["status"] == "COMPLETED" and info["output"] == {"slept_s": 1.5, "echo": "last"}
+    assert emu.workers()[0]["last_exit"] == "exited with code 0"
