@@ -148,6 +148,12 @@ async def test_images_blocked_by_default_and_fetched_on_opt_out(site, config, wa
     assert page.ok and HITS["img"] == before + 3
 
 
+async def test_user_agent_setting_sent(site, config, warm) -> None:
+    cfg = config.model_copy(update={"user_agent": "podfleet-test/9.9 (+loopback)"})
+    [page] = await fetch_pages(reqs(site, "/ua"), cfg, warm)
+    assert page.ok and HITS["ua:podfleet-test/9.9 (+loopback)"] == 1
+
+
 async def test_download_refused(site, config, warm) -> None:
     [page] = await fetch_pages(reqs(site, "/download"), config, warm)
     assert page.error.startswith("refused: the URL starts a file download")

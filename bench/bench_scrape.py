@@ -1,0 +1,276 @@
+"""Scraping throughput and memory: `fetch_pages` against crawlee's PlaywrightCrawler (defaults) and
+a naive one-page-at-a-time Playwright loop, on the same loopback site and the same Chromium.
+
+    python bench/bench_scrape.py [--pages 240] [--chromium /usr/bin/chromium] [--rss-calls 50]
+
+Writes bench/results/scrape.json. The fixture site (tests/fixtures/site) runs in its own process
+so that serving pages does not compete with the measured client for this process's GIL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import json
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from loguru import logger  # noqa: E402
+
+from pipeline.config import ScrapeConfig  # noqa: E402
+from pipeline.resources import WarmResources  # noqa: E402
+from pipeline.scrape import PageRequest, default_concurrency, fetch_pages  # noqa: E402
+from pipeline.scrape.browser import LAUNCH_ARGS  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def fixture_site():
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.fixtures.site", "--port", str(port)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    SITE_PIDS.add(proc.pid)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(base + "/", timeout=1).status_code == 200:
+                    break
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("fixture site did not start")
+            time.sleep(0.1)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+SITE_PIDS: set[int] = set()  # the fixture site's process: not part of the measured client
+
+
+def tree_cpu_s() -> float:
+    """CPU seconds used so far by this process and its descendants (the site excluded)."""
+    me = psutil.Process()
+    times = me.cpu_times()
+    total = times.user + times.system + times.children_user + times.children_system
+    for child in me.children(recursive=True):
+        if child.pid in SITE_PIDS:
+            continue
+        with contextlib.suppress(psutil.Error):
+            t = child.cpu_times()
+            total += t.user + t.system
+    return total
+
+
+class Clock:
+    """Wall time and client CPU time of one measured run."""
+
+    def __enter__(self) -> Clock:
+        self.cpu0, self.t0 = tree_cpu_s(), time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self.t0
+        self.cpu_s = tree_cpu_s() - self.cpu0
+
+    def report(self, ok: int) -> dict:
+        return {
+            "seconds": round(self.seconds, 2),
+            "pages_ok": ok,
+            "pages_per_s": round(ok / self.seconds, 2),
+            "cpu_ms_per_page": round(1000 * self.cpu_s / max(ok, 1), 1),
+        }
+
+
+def tree_rss_bytes() -> int:
+    """RSS of this process plus every descendant (Playwright driver, Chromium processes)."""
+    me = psutil.Process()
+    total = me.memory_info().rss
+    for child in me.children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            total += child.memory_info().rss
+    return total
+
+
+async def run_ours(urls: list[str], config: ScrapeConfig, warm: bool) -> dict:
+    resources = WarmResources()
+    try:
+        if warm:  # a warm worker: the browser is up before the job arrives
+            await fetch_pages([PageRequest(url=urls[0])], config, resources)
+        with Clock() as clock:
+            pages = await fetch_pages([PageRequest(url=u) for u in urls], config, resources)
+    finally:
+        await resources.close_all()
+    return clock.report(sum(p.ok for p in pages))
+
+
+async def run_naive(urls: list[str], chromium: str) -> dict:
+    from playwright.async_api import async_playwright
+
+    ok = 0
+    with Clock() as clock:
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=chromium, args=list(LAUNCH_ARGS))
+            context = await browser.new_context()
+            for url in urls:
+                page = await context.new_page()
+                try:
+                    response = await page.goto(url, wait_until="load")
+                    html = await page.content()
+                    ok += bool(response and response.ok and html)
+                finally:
+                    await page.close()
+            await browser.close()
+    return clock.report(ok)
+
+
+async def run_crawlee(urls: list[str], chromium: str) -> dict:
+    from crawlee.crawlers import PlaywrightCrawler, PlaywrightCrawlingContext
+    from crawlee.storage_clients import MemoryStorageClient
+
+    ok = 0
+
+    crawler = PlaywrightCrawler(
+        # same binary and flags as the others (root needs --no-sandbox); crawler options default
+        browser_launch_options={
+            "executable_path": chromium,
+            "chromium_sandbox": False,
+            "args": list(LAUNCH_ARGS),
+        },
+        storage_client=MemoryStorageClient(),
+        configure_logging=False,
+    )
+
+    @crawler.router.default_handler
+    async def handle(context: PlaywrightCrawlingContext) -> None:
+        nonlocal ok
+        html = await context.page.content()
+        ok += bool(html)
+
+    with Clock() as clock:
+        await crawler.run(urls)
+    return clock.report(ok)
+
+
+async def run_rss(base: str, config: ScrapeConfig, calls: int, per_call: int) -> dict:
+    resources = WarmResources()
+    try:
+        urls = [f"{base}/article/{n}" for n in range(per_call)]
+        await fetch_pages([PageRequest(url=u) for u in urls], config, resources)  # warm-up
+        gc.collect()
+        start = tree_rss_bytes()
+        peak = start
+        failures = 0
+        for call in range(calls):
+            urls = [f"{base}/article/{(call * per_call + k) % 240}" for k in range(per_call)]
+            pages = await fetch_pages([PageRequest(url=u) for u in urls], config, resources)
+            failures += sum(not p.ok for p in pages)
+            peak = max(peak, tree_rss_bytes())
+        gc.collect()
+        await asyncio.sleep(1)  # let Chromium release the closed contexts
+        end = tree_rss_bytes()
+    finally:
+        await resources.close_all()
+    mb = 1024 * 1024
+    return {
+        "calls": calls,
+        "pages_per_call": per_call,
+        "failures": failures,
+        "rss_start_mb": round(start / mb, 1),
+        "rss_end_mb": round(end / mb, 1),
+        "rss_peak_mb": round(peak / mb, 1),
+        "rss_growth_mb": round((end - start) / mb, 1),
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pages", type=int, default=240)
+    parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
+    parser.add_argument("--rss-calls", type=int, default=50)
+    parser.add_argument("--skip", nargs="*", default=[], help="crawlee, naive, rss")
+    args = parser.parse_args()
+    logger.remove()
+    logger.add(sys.stderr, level="WARNING")
+    logging.getLogger("crawlee").setLevel(logging.WARNING)
+    os.environ.setdefault("CRAWLEE_STORAGE_DIR", tempfile.mkdtemp(prefix="crawlee-"))
+
+    config = ScrapeConfig(executable_path=args.chromium, allow_hosts=("127.0.0.1",))
+    results: dict = {
+        "pages": args.pages,
+        "load_average_1m_at_start": round(os.getloadavg()[0], 1),
+        "chromium": args.chromium,
+        "cpus": os.cpu_count(),
+        "concurrency": default_concurrency(),
+    }
+    with fixture_site() as base:
+        urls = [f"{base}/article/{n % 240}" for n in range(args.pages)]
+        results["ours_warm"] = await run_ours(urls, config, warm=True)
+        results["ours_cold"] = await run_ours(urls, config, warm=False)
+        if "crawlee" not in args.skip:
+            results["crawlee"] = await run_crawlee(urls, args.chromium)
+        if "naive" not in args.skip:
+            results["naive"] = await run_naive(urls, args.chromium)
+        if "rss" not in args.skip:
+            results["rss"] = await run_rss(base, config, args.rss_calls, 10)
+
+    ours = results["ours_warm"]["pages_per_s"]
+    ratios = {}
+    for peer in ("crawlee", "naive"):
+        if peer in results:
+            ratios[f"warm_vs_{peer}"] = round(ours / results[peer]["pages_per_s"], 2)
+            ratios[f"cold_vs_{peer}"] = round(
+                results["ours_cold"]["pages_per_s"] / results[peer]["pages_per_s"], 2
+            )
+    results["ratios"] = ratios
+
+    print(f"{'run':<12}{'seconds':>10}{'pages ok':>10}{'pages/s':>10}{'CPU ms/page':>13}")
+    for name in ("ours_warm", "ours_cold", "crawlee", "naive"):
+        if name in results:
+            r = results[name]
+            print(
+                f"{name:<12}{r['seconds']:>10.2f}{r['pages_ok']:>10}{r['pages_per_s']:>10.1f}"
+                f"{r['cpu_ms_per_page']:>13.1f}"
+            )
+    for name, value in ratios.items():
+        print(f"{name:<20}{value:>8.2f}x")
+    if "rss" in results:
+        r = results["rss"]
+        print(
+            f"RSS over {r['calls']} calls of {r['pages_per_call']} pages: start {r['rss_start_mb']}"
+            f" MB, end {r['rss_end_mb']} MB, peak {r['rss_peak_mb']} MB, "
+            f"growth {r['rss_growth_mb']} MB ({r['failures']} failed pages)"
+        )
+    out = REPO / "bench" / "results" / "scrape.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"written {out.relative_to(REPO)}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
