@@ -106,6 +106,9 @@ class EmulatorConfig(BaseModel):
         3, ge=1, description="Exits within crash_window_s that mark a worker unhealthy."
     )
     crash_window_s: float = Field(60.0, gt=0)
+    ready_timeout_s: float = Field(
+        420.0, gt=0, description="A worker that has not asked for a job this long is unhealthy."
+    )
     shutdown_grace_s: float = Field(
         30.0, ge=0, description="On exit, in-flight jobs get this long before SIGKILL."
     )

@@ -59,8 +59,10 @@ class WorkerProtocol:
         w.pending_stops.clear()
         w.stopping.clear()
         w.touch()
+        loop = asyncio.get_running_loop()
         if self.faults.cold_start_s:
-            asyncio.get_running_loop().call_later(self.faults.cold_start_s, self.changed.notify)
+            loop.call_later(self.faults.cold_start_s, self.changed.notify)
+        loop.call_later(self.config.ready_timeout_s, self.changed.notify)  # may turn unhealthy
         self.changed.notify()
         return w
 
@@ -82,6 +84,7 @@ class WorkerProtocol:
             throttled=self.throttled(w),
             threshold=cfg.unhealthy_after_crashes,
             window_s=cfg.crash_window_s,
+            ready_timeout_s=cfg.ready_timeout_s,
         )
 
     def current(self, worker_id: str, gen: int | None) -> WorkerInfo | None:

@@ -70,8 +70,12 @@ class WorkerInfo:
             self.exits.popleft()
         return len(self.exits) >= threshold
 
-    def state(self, *, throttled: bool, threshold: int, window_s: float) -> WorkerState:
+    def state(
+        self, *, throttled: bool, threshold: int, window_s: float, ready_timeout_s: float
+    ) -> WorkerState:
         looping = self.crash_looping(threshold, window_s)
+        if self.alive and not self.has_taken:
+            looping = looping or time.monotonic() - self.started_at > ready_timeout_s
         if not self.alive:
             return "unhealthy" if looping else "initializing"
         if self.jobs:

@@ -160,6 +160,13 @@ def test_a_crash_looping_worker_shows_unhealthy_and_keeps_the_job_queued(tmp_pat
         assert worker["last_exit"] == "exited with code 3" and worker["restarts"] >= 2
 
 
+def test_a_worker_that_never_asks_for_a_job_turns_unhealthy(tmp_path) -> None:
+    cmd = [sys.executable, "-c", "import time; time.sleep(120)"]  # starts, never polls
+    with run_emulator(config(tmp_path, workers=1, cmd=cmd, ready_timeout_s=1.5)) as emu:
+        assert emu.workers()[0]["state"] == "initializing"
+        emu.wait_health(lambda h: h["workers"]["unhealthy"] == 1, 30)
+
+
 def test_refresh_worker_restarts_the_worker_after_its_result(slow_emulator) -> None:
     emu = slow_emulator
     with client_for(emu) as c:
