@@ -106,7 +106,17 @@ class Settings(BaseSettings):
     # --- framework: inference -------------------------------------------------------------
     model_name: str = Field("all-MiniLM-L6-v2", description="Embedding model (registry name).")
     infer_device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Model device.")
-    infer_token_budget: int = Field(8192, gt=0, description="Tokens per inference batch.")
+    infer_precision: Literal["auto", "fp32", "fp16", "bf16"] = Field(
+        "auto",
+        description="Model weights' precision; auto = fp16 on CUDA, fp32 on CPU (bf16 is ~2.7x "
+        "faster on CPUs with AMX, cosine >= 0.99 to fp32).",
+    )
+    infer_token_budget: int = Field(
+        0,
+        ge=0,
+        description="Tokens (rows x padded length) per inference batch; 0 = by device: "
+        "2048 on CPU (measured best), 16384 on CUDA.",
+    )
     near_duplicate_threshold: float = Field(
         0.92, gt=0, le=1, description="Cosine above which two documents are near-duplicates."
     )

@@ -43,6 +43,7 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
         infer=InferConfig(
             model_name=s.model_name,
             device=s.infer_device,
+            precision=s.infer_precision,
             token_budget=s.infer_token_budget,
             timeout_s=s.gpu_timeout,
             near_duplicate_threshold=s.near_duplicate_threshold,

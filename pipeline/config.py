@@ -34,7 +34,8 @@ class ScrapeConfig(_Frozen):
 class InferConfig(_Frozen):
     model_name: str = "all-MiniLM-L6-v2"
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    token_budget: int = 8192
+    precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"  # auto: fp16 on CUDA, else fp32
+    token_budget: int = Field(0, ge=0)  # rows x padded tokens per batch; 0 = by device
     timeout_s: float = 7200
     near_duplicate_threshold: float = 0.92
 

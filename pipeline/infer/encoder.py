@@ -39,12 +39,16 @@ class Encoder:
     def release_memory(self) -> None:
         """Give cached device memory back after an out-of-memory error."""
 
+    def set_precision(self, precision: str) -> None:
+        """Cast the weights: "fp32", "fp16" or "bf16" (a no-op where not supported)."""
+
 
 class SentenceEncoder(Encoder):
     def __init__(self, name: str, model: Any, device: str) -> None:
         self.name = name
         self.model = model
         self.device = device
+        self.precision = "fp32"
         self.lock = threading.Lock()
         tok = model.tokenizer
         self._tokenizer = tok
@@ -89,6 +93,13 @@ class SentenceEncoder(Encoder):
         with torch.inference_mode():
             out = self.model.forward(features)["sentence_embedding"]
             return out.float().cpu().numpy()
+
+    def set_precision(self, precision: str) -> None:
+        import torch
+
+        dtypes = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+        self.model.to(dtypes[precision])
+        self.precision = precision
 
     def release_memory(self) -> None:
         if self.device.startswith("cuda"):

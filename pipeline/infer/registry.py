@@ -70,7 +70,7 @@ def minilm_path() -> Path:
 
 
 def load_sentence_transformer(name: str, path: Path, device: str) -> SentenceEncoder:
-    """Load a sentence-transformers model from a local directory; half precision on CUDA."""
+    """Load a sentence-transformers model from a local directory (fp32; the runtime casts)."""
     # Offline for good: the hub libraries read these when first imported.
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -80,8 +80,6 @@ def load_sentence_transformer(name: str, path: Path, device: str) -> SentenceEnc
     hf_logging.disable_progress_bar()  # no "Loading weights" bars in the worker's logs
     model = SentenceTransformer(str(path), device=device, local_files_only=True)
     model.eval()
-    if device.startswith("cuda"):
-        model.half()
     return SentenceEncoder(name, model, device)
 
 

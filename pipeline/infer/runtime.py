@@ -17,7 +17,20 @@ from pipeline.infer.encoder import Encoder
 from pipeline.infer.registry import get_model
 from pipeline.resources import WarmResources
 
-__all__ = ["embed_texts", "get_encoder", "resolve_device", "resource_name", "warm_up"]
+__all__ = [
+    "embed_texts",
+    "get_encoder",
+    "resolve_device",
+    "resolve_precision",
+    "resource_name",
+    "token_budget_for",
+    "warm_up",
+]
+
+# Tokens per batch when INFER_TOKEN_BUDGET is 0. CPU: bench/bench_infer.py found 1-2k best (big
+# batches lose to cache misses and padding); CUDA: big batches keep the GPU busy (not measured
+# here: no GPU on the build machine), fp16 MiniLM at 16k tokens needs well under 1 GB.
+DEFAULT_TOKEN_BUDGET = {"cpu": 2048, "cuda": 16384}
 
 
 def resolve_device(requested: str) -> str:
@@ -32,6 +45,18 @@ def resolve_device(requested: str) -> str:
     return requested
 
 
+def resolve_precision(requested: str, device: str) -> str:
+    if requested == "auto":
+        return "fp16" if device.startswith("cuda") else "fp32"
+    return requested
+
+
+def token_budget_for(config: InferConfig, device: str) -> int:
+    if config.token_budget > 0:
+        return config.token_budget
+    return DEFAULT_TOKEN_BUDGET["cuda" if device.startswith("cuda") else "cpu"]
+
+
 def resource_name(config: InferConfig) -> str:
     return f"model:{config.model_name}"
 
@@ -40,8 +65,11 @@ def _load(config: InferConfig) -> Encoder:
     spec = get_model(config.model_name)  # unknown name: UnknownModelError, before torch loads
     t0 = time.perf_counter()
     device = resolve_device(config.device)
+    precision = resolve_precision(config.precision, device)
     try:
         encoder = spec.load(device)
+        if precision != "fp32":
+            encoder.set_precision(precision)
     except PodfleetError:
         raise
     except Exception as exc:  # missing files, corrupt weights, driver trouble: the host is unfit
@@ -49,9 +77,10 @@ def _load(config: InferConfig) -> Encoder:
             f"model {config.model_name!r} failed to load on {device}: {type(exc).__name__}: {exc}"
         ) from exc
     logger.info(
-        "model {} loaded on {} in {:.2f}s ({} dims, {} tokens)",
+        "model {} loaded on {} ({}) in {:.2f}s ({} dims, {} tokens)",
         config.model_name,
         device,
+        precision,
         time.perf_counter() - t0,
         encoder.dim,
         encoder.max_seq_length,
@@ -83,9 +112,8 @@ async def embed_texts(
     try:
         async with asyncio.timeout(budget_s):
             encoder = await get_encoder(config, resources)
-            return await asyncio.to_thread(
-                encode_texts, encoder, texts, config.token_budget, cancel=cancel
-            )
+            budget = token_budget_for(config, encoder.device)
+            return await asyncio.to_thread(encode_texts, encoder, texts, budget, cancel=cancel)
     except TimeoutError:
         cancel.set()
         raise StageTimeout(

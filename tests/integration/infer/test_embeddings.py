@@ -103,3 +103,14 @@ async def test_the_model_loads_once_per_process_and_serves_later_jobs() -> None:
     assert resources.peek("model:all-MiniLM-L6-v2") is model
     assert model.device == "cpu"
     assert np.abs(first.vectors[0] - second.vectors[0]).max() < 1e-5
+
+
+async def test_bf16_weights_stay_close_to_fp32(minilm) -> None:
+    """INFER_PRECISION=bf16 (opt-in on CPU, see docs/inference.md): a separate warm model."""
+    resources = WarmResources()
+    result = await embed_texts(MIXED, InferConfig(device="cpu", precision="bf16"), resources)
+    assert resources.peek("model:all-MiniLM-L6-v2").precision == "bf16"
+    reference = encode_texts(minilm, MIXED, 8192).vectors
+    for got, want in zip(result.vectors, reference, strict=True):
+        assert got.dtype == np.float32
+        assert float(got @ want) > 0.99
