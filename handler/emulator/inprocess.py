@@ -169,8 +169,21 @@ class InProcessEmulator:
         job = self.state.jobs.get(job_id)
         return job.info() if job else None
 
+    async def wait_health(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout_s: float
+    ) -> None:
+        await self.state.wait_until(lambda: predicate(self.state.health()), timeout_s)
+
+    async def wait_workers(
+        self, predicate: Callable[[list[dict[str, Any]]], bool], timeout_s: float
+    ) -> None:
+        await self.state.wait_until(lambda: predicate(self.state.workers_info()), timeout_s)
+
     def health(self) -> dict[str, Any]:
         return self.state.health()
+
+    def events(self) -> list[dict[str, Any]]:
+        return [{"t_s": t, "kind": k, "worker": w, "job": j} for t, k, w, j in self.state.events]
 
     def job(self, job_id: str) -> dict[str, Any]:
         if job_id not in self.state.jobs:
