@@ -24,6 +24,8 @@ from pipeline.runner import PipelineRun, load_records, run_pipeline
 
 __all__ = ["coordinate"]
 
+LOCAL_GRACE_S = 30.0
+
 
 async def _cleanup_before_fanout(parsed: ParsedJob, settings: Settings) -> dict[str, Any] | None:
     """Sibling load mode with cleanup: delete the date's rows once, here, before any sibling loads
@@ -36,7 +38,9 @@ async def _cleanup_before_fanout(parsed: ParsedJob, settings: Settings) -> dict[
 def _local_runner(parsed: ParsedJob, settings: Settings, *, coordinator_loads: bool):
     async def run_local(chunk: Chunk, remaining_s: float) -> ChunkResult:
         job = local_job(parsed, chunk, return_records=coordinator_loads)
-        ctx = run_context(job, settings, deadline_s=max(0.0, remaining_s))
+        # The scheduler cancels this run at the job deadline (its items are then `missing`); the
+        # stages' own deadline is set past it so they do not fail the items first.
+        ctx = run_context(job, settings, deadline_s=max(0.0, remaining_s) + LOCAL_GRACE_S)
         run = await run_pipeline(
             job.pipeline,
             job.items,
