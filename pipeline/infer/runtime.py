@@ -103,9 +103,10 @@ async def embed_texts(
 ) -> EncodeResult:
     """Embed every text in one batched pass (see batching.py), loading the model if needed.
 
-    Raises StageTimeout when `timeout_s` (default: GPU_TIMEOUT, config.timeout_s) runs out, after
-    telling the model thread to stop between batches; FatalWorkerError on a CUDA fault, after
-    dropping the model so a refreshed worker (or the next job) loads a fresh one.
+    Raises StageTimeout when `timeout_s` (default: GPU_TIMEOUT, config.timeout_s) runs out, and
+    FatalWorkerError on a CUDA fault after dropping the model (a refreshed worker, or the next
+    job, loads a fresh one). On any early exit (timeout, job deadline, RunPod cancellation) the
+    model thread is told to stop at the next batch.
     """
     budget_s = config.timeout_s if timeout_s is None else timeout_s
     cancel = threading.Event()
@@ -126,6 +127,10 @@ async def embed_texts(
         resources.refresh_requested = True
         await resources.discard(resource_name(config))
         raise
+    finally:
+        # Also on the job's deadline or a RunPod cancellation (CancelledError): the thread cannot
+        # be killed, but it stops at the next batch and frees the model for the next job.
+        cancel.set()
 
 
 async def warm_up(config: InferConfig, resources: WarmResources) -> EncodeResult:
