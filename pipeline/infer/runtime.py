@@ -27,10 +27,13 @@ __all__ = [
     "warm_up",
 ]
 
-# Tokens per batch when INFER_TOKEN_BUDGET is 0. CPU: bench/bench_infer.py found 1-2k best (big
-# batches lose to cache misses and padding); CUDA: big batches keep the GPU busy (not measured
-# here: no GPU on the build machine), fp16 MiniLM at 16k tokens needs well under 1 GB.
-DEFAULT_TOKEN_BUDGET = {"cpu": 2048, "cuda": 16384}
+# Tokens per batch when INFER_TOKEN_BUDGET is 0. CPU (bench/bench_infer.py, docs/inference.md):
+# with 1 torch thread 1-2k was best and 8k cost 15% more; with 2 threads 8k was best and 2k cost
+# twice as much (each op must be big enough to split across threads). So 4k per thread, within
+# [2k, 16k]. CUDA: big batches keep the GPU busy (not measured here: no GPU on this machine);
+# fp16 MiniLM at 16k tokens needs well under 1 GB of activations.
+CPU_TOKENS_PER_THREAD = 4096
+CUDA_TOKEN_BUDGET = 16384
 
 
 def resolve_device(requested: str) -> str:
@@ -54,7 +57,11 @@ def resolve_precision(requested: str, device: str) -> str:
 def token_budget_for(config: InferConfig, device: str) -> int:
     if config.token_budget > 0:
         return config.token_budget
-    return DEFAULT_TOKEN_BUDGET["cuda" if device.startswith("cuda") else "cpu"]
+    if device.startswith("cuda"):
+        return CUDA_TOKEN_BUDGET
+    import torch
+
+    return min(16384, max(2048, CPU_TOKENS_PER_THREAD * torch.get_num_threads()))
 
 
 def resource_name(config: InferConfig) -> str:

@@ -114,3 +114,14 @@ async def test_bf16_weights_stay_close_to_fp32(minilm) -> None:
     for got, want in zip(result.vectors, reference, strict=True):
         assert got.dtype == np.float32
         assert float(got @ want) > 0.99
+
+
+def test_token_budget_follows_the_device_unless_set() -> None:
+    import torch
+
+    from pipeline.infer.runtime import token_budget_for
+
+    threads = torch.get_num_threads()
+    assert token_budget_for(InferConfig(), "cpu") == min(16384, max(2048, 4096 * threads))
+    assert token_budget_for(InferConfig(), "cuda") == 16384
+    assert token_budget_for(InferConfig(token_budget=512), "cuda") == 512
