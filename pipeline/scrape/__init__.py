@@ -7,6 +7,8 @@ up to a bounded concurrency, behind an address guard; see docs/scraping.md.
 from __future__ import annotations
 
 import asyncio
+import html as html_lib
+import re
 import time
 
 from loguru import logger
@@ -26,6 +28,33 @@ __all__ = ["PageRequest", "PageResult", "default_concurrency", "fetch_pages"]
 _PAGE_MEMORY_BYTES = 200 * 1024 * 1024  # a rendered page's share of memory, roughly
 _MAX_CONCURRENCY = 32
 _GRACE_S = 5.0  # past the budget, how long cancelled pages get to wind down
+# Inline HTML with none of these has nothing to run: it is handed on as it is, no browser needed.
+_ACTIVE_HTML = re.compile(r"<script|<iframe|<frame|<object|<embed|\son[a-z]+\s*=", re.IGNORECASE)
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
+
+
+def _static_inline(req: PageRequest, max_page_bytes: int) -> PageResult:
+    """Inline HTML without scripts: rendering it would change nothing that extraction reads."""
+    text = req.html or ""
+    match = _TITLE.search(text)
+    title = html_lib.unescape(match.group(1)).strip() if match else None
+    data = text.encode("utf-8", "surrogatepass")
+    result = PageResult(
+        url=req.url,
+        final_url=req.url,
+        title=title or None,
+        html=text,
+        html_bytes=len(data),
+        attempts=1,
+        timings_ms={"total": 0.0},
+    )
+    if len(data) > max_page_bytes:
+        result.html = data[:max_page_bytes].decode("utf-8", "ignore")
+        result.truncated = True
+        result.warnings.append(
+            f"inline HTML of {len(data)} bytes cut to {max_page_bytes} (SCRAPE_MAX_PAGE_BYTES)"
+        )
+    return result
 
 
 def default_concurrency() -> int:
@@ -64,6 +93,8 @@ async def fetch_pages(
             results[i] = PageResult(error="a source needs a url or html")
         elif req.html is None and (refusal := guard.scheme_refusal(req.url or "")):
             results[i] = PageResult(url=req.url, error=refusal)
+        elif req.html is not None and not _ACTIVE_HTML.search(req.html):
+            results[i] = _static_inline(req, config.max_page_bytes)
         else:
             pending.append(i)
     if not pending:

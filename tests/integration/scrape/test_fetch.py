@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from pipeline.resources import WarmResources
 from pipeline.scrape import PageRequest, fetch_pages
 from tests.fixtures.site import HITS, PEAK
 
@@ -24,6 +25,19 @@ async def test_pages_rendered_in_order_with_scripts_run(site, config, warm) -> N
     assert "related 1</a>" in article.html  # from that script's fetch()
     assert js.status == 200 and js.final_url == site.url("/js-only/5")
     assert set(js.timings_ms) == {"navigate", "render", "total"}
+
+
+@pytest.mark.parametrize("wait", ["networkidle", "load", "domcontentloaded"])
+async def test_other_wait_modes(site, config, warm, wait) -> None:
+    cfg = config.model_copy(update={"wait": wait})
+    [page] = await fetch_pages(
+        reqs(site, "/js-only/6" if wait == "networkidle" else "/article/6"), cfg, warm
+    )
+    assert page.ok and "navigate" in page.timings_ms
+    if wait == "networkidle":
+        assert page.title == "Rendered story 6"
+    else:
+        assert page.title.startswith("Article 6")
 
 
 async def test_slow_page_times_out_alone(site, config, warm) -> None:
@@ -175,6 +189,15 @@ async def test_robots_txt_respected_and_fetched_once(site, config, warm) -> None
     assert private.error.startswith("refused: disallowed by") and "robots.txt" in private.error
     assert public.ok and public2.ok
     assert (HITS["/robots.txt"], HITS["/private"]) == (before[0] + 1, before[1])
+
+
+async def test_inline_html_without_scripts_needs_no_browser(config) -> None:
+    resources = WarmResources()
+    html = "<html><head><title>Plain &amp; simple</title></head><body><p>text</p></body></html>"
+    [page] = await fetch_pages([PageRequest(html=html, url="https://x.test/a")], config, resources)
+    assert page.ok and page.html == html and page.title == "Plain & simple"
+    assert page.final_url == "https://x.test/a"
+    assert resources.peek("browser") is None  # nothing to run: Chromium not even launched
 
 
 async def test_inline_html_rendered_without_fetching_its_url(site, config, warm) -> None:
