@@ -115,7 +115,7 @@ class Settings(BaseSettings):
         0,
         ge=0,
         description="Tokens (rows x padded length) per inference batch; 0 = by device: "
-        "4096 per torch thread on CPU (2048-16384), 16384 on CUDA.",
+        "2048 per torch thread on CPU (2048-16384), 16384 on CUDA.",
     )
     near_duplicate_threshold: float = Field(
         0.92, gt=0, le=1, description="Cosine above which two documents are near-duplicates."

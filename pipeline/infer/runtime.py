@@ -28,11 +28,11 @@ __all__ = [
 ]
 
 # Tokens per batch when INFER_TOKEN_BUDGET is 0. CPU (bench/bench_infer.py, docs/inference.md):
-# with 1 torch thread 1-2k was best and 8k cost 15% more; with 2 threads 8k was best and 2k cost
-# twice as much (each op must be big enough to split across threads). So 4k per thread, within
-# [2k, 16k]. CUDA: big batches keep the GPU busy (not measured here: no GPU on this machine);
-# fp16 MiniLM at 16k tokens needs well under 1 GB of activations.
-CPU_TOKENS_PER_THREAD = 4096
+# with 1 torch thread, by CPU time, 1-2k was best and 4-8k cost 13-15% more; with 2 threads on the
+# shared build machine wall figures were inconclusive. So 2k per thread (bigger operations for
+# more threads to split), within [2k, 16k]. CUDA: big batches keep the GPU busy (not measured
+# here: no GPU on this machine); fp16 MiniLM at 16k tokens needs well under 1 GB of activations.
+CPU_TOKENS_PER_THREAD = 2048
 CUDA_TOKEN_BUDGET = 16384
 
 

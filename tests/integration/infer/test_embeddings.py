@@ -122,6 +122,6 @@ def test_token_budget_follows_the_device_unless_set() -> None:
     from pipeline.infer.runtime import token_budget_for
 
     threads = torch.get_num_threads()
-    assert token_budget_for(InferConfig(), "cpu") == min(16384, max(2048, 4096 * threads))
+    assert token_budget_for(InferConfig(), "cpu") == min(16384, max(2048, 2048 * threads))
     assert token_budget_for(InferConfig(), "cuda") == 16384
     assert token_budget_for(InferConfig(token_budget=512), "cuda") == 512
