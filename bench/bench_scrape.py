@@ -112,6 +112,8 @@ def tree_rss_bytes() -> int:
     me = psutil.Process()
     total = me.memory_info().rss
     for child in me.children(recursive=True):
+        if child.pid in SITE_PIDS:
+            continue
         with contextlib.suppress(psutil.Error):
             total += child.memory_info().rss
     return total
