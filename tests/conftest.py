@@ -60,3 +60,26 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     load_settings.cache_clear()
     yield tmp_path
     load_settings.cache_clear()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, clean_env, monkeypatch):
+    """DATABASE_URL set to a fresh SQLite file, then to the real PostgreSQL with empty tables."""
+    from sqlalchemy import create_engine, text
+
+    from handler.settings import load_settings
+    from pipeline.store.db import dispose_engines
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{clean_env / 'data' / 'podfleet.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+        engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
+        with engine.begin() as conn:  # a clean slate: other tests share this database
+            conn.execute(text("DROP TABLE IF EXISTS documents, flashpoints, runs"))
+        engine.dispose()
+    monkeypatch.setenv("DATABASE_URL", url)
+    load_settings.cache_clear()
+    dispose_engines()
+    yield url
+    dispose_engines()

@@ -6,11 +6,10 @@ import copy
 import json
 
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, func, select
 
 from handler.entry import handler
 from handler.settings import load_settings
-from pipeline.store.db import dispose_engines
 from pipeline.store.schema import documents, flashpoints, runs
 
 
@@ -19,23 +18,6 @@ def job(repo_root) -> dict:
     job = json.loads((repo_root / "test_input.json").read_text())
     job["id"] = "job-1"
     return job
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, clean_env, monkeypatch):
-    if request.param == "sqlite":
-        url = f"sqlite:///{clean_env / 'data' / 'podfleet.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-        engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
-        with engine.begin() as conn:  # a clean slate: other tests share this database
-            conn.execute(text("DROP TABLE IF EXISTS documents, flashpoints, runs"))
-        engine.dispose()
-    monkeypatch.setenv("DATABASE_URL", url)
-    load_settings.cache_clear()
-    dispose_engines()
-    yield url
-    dispose_engines()
 
 
 def count_rows(url: str) -> dict[str, int]:

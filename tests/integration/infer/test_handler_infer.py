@@ -10,12 +10,11 @@ from array import array
 
 import numpy as np
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, select
 
 from handler.entry import handler
 from handler.settings import load_settings
 from handler.worker import RESOURCES
-from pipeline.store.db import dispose_engines
 from pipeline.store.schema import documents, flashpoints
 
 pytestmark = pytest.mark.model
@@ -44,23 +43,6 @@ def job(repo_root) -> dict:
         {"url": "https://gazette.example.org/ports", "html": lightly_edited(syndicated["html"])}
     )
     return job
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, clean_env, monkeypatch):
-    if request.param == "sqlite":
-        url = f"sqlite:///{clean_env / 'data' / 'podfleet.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-        engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
-        with engine.begin() as conn:  # a clean slate: other tests share this database
-            conn.execute(text("DROP TABLE IF EXISTS documents, flashpoints, runs"))
-        engine.dispose()
-    monkeypatch.setenv("DATABASE_URL", url)
-    load_settings.cache_clear()
-    dispose_engines()
-    yield url
-    dispose_engines()
 
 
 def vector(blob: bytes | None) -> np.ndarray:
