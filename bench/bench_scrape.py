@@ -1,10 +1,13 @@
 """Scraping throughput and memory: `fetch_pages` against crawlee's PlaywrightCrawler (defaults) and
 a naive one-page-at-a-time Playwright loop, on the same loopback site and the same Chromium.
 
-    python bench/bench_scrape.py [--pages 240] [--chromium /usr/bin/chromium] [--rss-calls 50]
+    python bench/bench_scrape.py [--pages 240] [--latency-ms 0,300] [--chromium /usr/bin/chromium]
 
-Writes bench/results/scrape.json. The fixture site (tests/fixtures/site) runs in its own process
-so that serving pages does not compete with the measured client for this process's GIL.
+One scenario per --latency-ms value, each with all three contenders: the fixture site delays every
+article page and sub-resource by that median, uniform jitter +-50% (--jitter), fixed per URL. 0 is
+pure loopback (every page is Chromium CPU); 300 is a remote site. Writes bench/results/scrape.json.
+The fixture site (tests/fixtures/site) runs in its own process so that serving pages does not
+compete with the measured client for this process's GIL.
 """
 
 from __future__ import annotations
@@ -44,11 +47,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+SITE_SCRIPT = """
+import sys, uvicorn
+from tests.fixtures.site.app import build_app
+port, latency_ms, jitter = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+app = build_app(latency_ms=latency_ms, jitter=jitter)
+uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+"""
+
+
 @contextlib.contextmanager
-def fixture_site():
+def fixture_site(latency_ms: float = 0, jitter: float = 0.5):
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.fixtures.site", "--port", str(port)],
+        [sys.executable, "-c", SITE_SCRIPT, str(port), str(latency_ms), str(jitter)],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -218,14 +230,95 @@ def best(runs: list[dict]) -> dict:
     return {**top, "rounds_pages_per_s": [r["pages_per_s"] for r in runs]}
 
 
+def parse_latencies(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise SystemExit(
+            f"--latency-ms: comma-separated milliseconds expected, got {text!r}"
+        ) from None
+    if not values or any(v < 0 for v in values):
+        raise SystemExit(f"--latency-ms: one or more values >= 0 expected, got {text!r}")
+    return values
+
+
+async def run_scenario(
+    args: argparse.Namespace, config: ScrapeConfig, latency_ms: float, first: bool
+) -> tuple[dict, dict]:
+    """All three contenders at one site latency; the first scenario also measures cold and RSS."""
+    rounds = args.rounds if latency_ms == 0 else args.latency_rounds
+    scenario: dict = {
+        "latency_ms_median": latency_ms,
+        "rounds": rounds,
+        "load_average_1m_at_start": round(os.getloadavg()[0], 1),
+    }
+    runs: dict[str, list[dict]] = {"ours_warm": [], "crawlee": [], "naive": []}
+    extra: dict = {}
+    with fixture_site(latency_ms, args.jitter) as base:
+        urls = [f"{base}/article/{n % 240}" for n in range(args.pages)]
+        for round_no in range(rounds):  # interleaved, so a busy spell hits every peer alike
+            runs["ours_warm"].append(await run_ours(urls, config, warm=True))
+            if "crawlee" not in args.skip:
+                tag = f"{latency_ms}:r{round_no}"
+                runs["crawlee"].append(await run_crawlee(urls, args.chromium, tag))
+            if "naive" not in args.skip:
+                runs["naive"].append(await run_naive(urls, args.chromium))
+        if first:
+            extra["ours_cold"] = await run_ours(urls, config, warm=False)
+            if "rss" not in args.skip:
+                extra["rss"] = await run_rss(base, config, args.rss_calls, 10)
+    for name, measured in runs.items():
+        if measured:
+            scenario[name] = best(measured)
+    scenario["load_average_1m_at_end"] = round(os.getloadavg()[0], 1)
+    ours = scenario["ours_warm"]["pages_per_s"]
+    scenario["ratios"] = {
+        f"ours_vs_{peer}": round(ours / scenario[peer]["pages_per_s"], 2)
+        for peer in ("crawlee", "naive")
+        if peer in scenario
+    }
+    return scenario, extra
+
+
+def print_scenario(name: str, scenario: dict, cold: dict | None) -> None:
+    print(
+        f"\n== site latency {name} (load {scenario['load_average_1m_at_start']}"
+        f" -> {scenario['load_average_1m_at_end']}) =="
+    )
+    print(f"{'run':<12}{'seconds':>10}{'pages ok':>10}{'pages/s':>10}{'CPU ms/page':>13}  rounds")
+    rows = {k: scenario[k] for k in ("ours_warm", "crawlee", "naive") if k in scenario}
+    if cold:
+        rows = {"ours_warm": rows.pop("ours_warm"), "ours_cold": cold, **rows}
+    for run, r in rows.items():
+        cpu = "-" if r["cpu_ms_per_page"] is None else f"{r['cpu_ms_per_page']:.1f}"
+        print(
+            f"{run:<12}{r['seconds']:>10.2f}{r['pages_ok']:>10}{r['pages_per_s']:>10.1f}"
+            f"{cpu:>13}  {r.get('rounds_pages_per_s', '')}"
+        )
+    for ratio, value in scenario["ratios"].items():
+        print(f"{ratio:<20}{value:>8.2f}x")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=240)
-    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds; best is kept")
+    parser.add_argument(
+        "--latency-ms",
+        default="0,300",
+        help="comma-separated median site latencies, one scenario each (0 = pure loopback)",
+    )
+    parser.add_argument("--jitter", type=float, default=0.5, help="uniform +-fraction of latency")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="interleaved rounds at 0 ms; best kept"
+    )
+    parser.add_argument("--latency-rounds", type=int, default=1, help="rounds at latency > 0")
     parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
     parser.add_argument("--rss-calls", type=int, default=50)
     parser.add_argument("--skip", nargs="*", default=[], help="crawlee, naive, rss")
     args = parser.parse_args()
+    latencies = parse_latencies(args.latency_ms)
+    if not 0 <= args.jitter < 1:
+        raise SystemExit(f"--jitter: a fraction in [0, 1) expected, got {args.jitter}")
     logger.remove()
     logger.add(sys.stderr, level="WARNING")
     logging.getLogger("crawlee").setLevel(logging.WARNING)
@@ -234,57 +327,35 @@ async def main() -> None:
     config = ScrapeConfig(executable_path=args.chromium, allow_hosts=("127.0.0.1",))
     results: dict = {
         "pages": args.pages,
-        "rounds": args.rounds,
         "load_average_1m_at_start": round(os.getloadavg()[0], 1),
         "chromium": args.chromium,
         "cpus": os.cpu_count(),
         "concurrency": default_concurrency(),
+        "per_domain_concurrency": config.per_domain_concurrency,
+        "latency_jitter": f"uniform +-{args.jitter:.0%} of the median, fixed per URL",
+        "scenarios": {},
     }
-    runs: dict[str, list[dict]] = {"ours_warm": [], "crawlee": [], "naive": []}
-    with fixture_site() as base:
-        urls = [f"{base}/article/{n % 240}" for n in range(args.pages)]
-        for round_no in range(args.rounds):  # interleaved, so a busy spell hits every peer alike
-            runs["ours_warm"].append(await run_ours(urls, config, warm=True))
-            if "crawlee" not in args.skip:
-                runs["crawlee"].append(await run_crawlee(urls, args.chromium, f"r{round_no}"))
-            if "naive" not in args.skip:
-                runs["naive"].append(await run_naive(urls, args.chromium))
-        results["ours_cold"] = await run_ours(urls, config, warm=False)
-        if "rss" not in args.skip:
-            results["rss"] = await run_rss(base, config, args.rss_calls, 10)
-    for name, measured in runs.items():
-        if measured:
-            results[name] = best(measured)
+    started = time.perf_counter()
+    for k, latency_ms in enumerate(latencies):
+        name = f"{latency_ms:g}ms"
+        scenario, extra = await run_scenario(args, config, latency_ms, first=k == 0)
+        results["scenarios"][name] = scenario
+        results.update(extra)
+        print_scenario(name, scenario, extra.get("ours_cold"))
     results["load_average_1m_at_end"] = round(os.getloadavg()[0], 1)
+    results["total_seconds"] = round(time.perf_counter() - started, 1)
 
-    ours = results["ours_warm"]["pages_per_s"]
-    ratios = {}
-    for peer in ("crawlee", "naive"):
-        if peer in results:
-            ratios[f"ours_vs_{peer}"] = round(ours / results[peer]["pages_per_s"], 2)
-    results["ratios"] = ratios
-
-    print(f"{'run':<12}{'seconds':>10}{'pages ok':>10}{'pages/s':>10}{'CPU ms/page':>13}  rounds")
-    for name in ("ours_warm", "ours_cold", "crawlee", "naive"):
-        if name in results:
-            r = results[name]
-            cpu = "-" if r["cpu_ms_per_page"] is None else f"{r['cpu_ms_per_page']:.1f}"
-            print(
-                f"{name:<12}{r['seconds']:>10.2f}{r['pages_ok']:>10}{r['pages_per_s']:>10.1f}"
-                f"{cpu:>13}  {r.get('rounds_pages_per_s', '')}"
-            )
-    for name, value in ratios.items():
-        print(f"{name:<20}{value:>8.2f}x")
     if "rss" in results:
         r = results["rss"]
         print(
-            f"RSS over {r['calls']} calls of {r['pages_per_call']} pages: start {r['rss_start_mb']}"
-            f" MB, end {r['rss_end_mb']} MB, peak {r['rss_peak_mb']} MB, "
+            f"\nRSS over {r['calls']} calls of {r['pages_per_call']} pages: "
+            f"start {r['rss_start_mb']} MB, end {r['rss_end_mb']} MB, peak {r['rss_peak_mb']} MB, "
             f"growth {r['rss_growth_mb']} MB ({r['failures']} failed pages)"
         )
     print(
         f"load average (1 min): {results['load_average_1m_at_start']} at start, "
-        f"{results['load_average_1m_at_end']} at end, on {results['cpus']} CPUs"
+        f"{results['load_average_1m_at_end']} at end, on {results['cpus']} CPUs; "
+        f"{results['total_seconds']} s in all"
     )
     out = REPO / "bench" / "results" / "scrape.json"
     out.parent.mkdir(parents=True, exist_ok=True)
