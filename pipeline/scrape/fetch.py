@@ -108,6 +108,10 @@ class PageSlot:
             await asyncio.sleep(max(_POLL_S, min(wait, deadline - now)))
 
 
+class PageTooLarge(Exception):
+    """The main document declared a Content-Length over the cap (described by errors.py)."""
+
+
 def _cap(html: str, max_bytes: int) -> tuple[str, int, bool]:
     data = html.encode("utf-8", "surrogatepass")
     if len(data) <= max_bytes:
@@ -139,6 +143,8 @@ async def fetch_once(
     response = None
     try:
         response = await page.goto(target, wait_until=wait_until, timeout=nav_timeout_s * 1000)
+        if slot.too_large is not None:  # the body arrived before the page could be closed
+            raise PageTooLarge(slot.too_large)
         t_render = time.monotonic()
         result.timings_ms["navigate"] = round((t_render - t_nav) * 1000, 1)
         render_deadline = min(t_render + config.render_timeout_s, deadline)

@@ -105,7 +105,8 @@ async def test_second_job_reuses_the_warm_model(job: dict, clean_env) -> None:
     job["id"] = "infer-job-2"
     second = await handler(job)
     assert first["ok"] and second["ok"]
-    assert RESOURCES.created[MODEL_KEY] == created == 1
+    assert created >= 1  # other tests in this process may have built (and dropped) one before
+    assert RESOURCES.created[MODEL_KEY] == created
     assert RESOURCES.peek(MODEL_KEY) is model
 
 
