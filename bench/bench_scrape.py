@@ -315,6 +315,10 @@ async def main() -> None:
     parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
     parser.add_argument("--rss-calls", type=int, default=50)
     parser.add_argument("--skip", nargs="*", default=[], help="crawlee, naive, rss")
+    parser.add_argument(
+        "--per-domain-concurrency", type=int, default=None, help="ours; default: the setting's"
+    )
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "scrape.json")
     args = parser.parse_args()
     latencies = parse_latencies(args.latency_ms)
     if not 0 <= args.jitter < 1:
@@ -325,6 +329,8 @@ async def main() -> None:
     os.environ.setdefault("CRAWLEE_STORAGE_DIR", tempfile.mkdtemp(prefix="crawlee-"))
 
     config = ScrapeConfig(executable_path=args.chromium, allow_hosts=("127.0.0.1",))
+    if args.per_domain_concurrency is not None:
+        config = config.model_copy(update={"per_domain_concurrency": args.per_domain_concurrency})
     results: dict = {
         "pages": args.pages,
         "load_average_1m_at_start": round(os.getloadavg()[0], 1),
@@ -357,10 +363,10 @@ async def main() -> None:
         f"{results['load_average_1m_at_end']} at end, on {results['cpus']} CPUs; "
         f"{results['total_seconds']} s in all"
     )
-    out = REPO / "bench" / "results" / "scrape.json"
+    out = args.out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"written {out.relative_to(REPO)}")
+    print(f"written {out}")
 
 
 if __name__ == "__main__":
