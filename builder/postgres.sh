@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Starts Debian's PostgreSQL cluster on loopback and creates the test role and database.
-# Prints the URL to use as PODFLEET_TEST_DATABASE_URL. Idempotent.
+# Prints the URL to use as PODFLEET_TEST_DATABASE_URL, and nothing else, on stdout: every
+# other message (pg_ctlcluster says "Removed stale pid file." on a fresh machine) goes to
+# stderr, because callers capture stdout as the URL. Idempotent.
 set -euo pipefail
+
+exec 3>&1 1>&2
 
 user=podfleet
 password=${PODFLEET_TEST_DB_PASSWORD:-podfleet-test}
@@ -19,7 +23,7 @@ if [ -z "$version" ]; then
 fi
 port=$(pg_lsclusters --no-header | awk 'NR==1 {print $3}')
 if ! pg_lsclusters --no-header | awk 'NR==1 {print $4}' | grep -q online; then
-  pg_ctlcluster "$version" "$cluster" start
+  pg_ctlcluster "$version" "$cluster" start 3>&-  # the server must not inherit the URL pipe
 fi
 for _ in $(seq 1 50); do
   pg_isready -q -h 127.0.0.1 -p "$port" && break
@@ -35,4 +39,4 @@ END \\\$\\\$;\"" >/dev/null
 if ! as_postgres "psql -qtA -p $port -lqt" | cut -d'|' -f1 | grep -qx "$db"; then
   as_postgres "createdb -p $port -O $user $db"
 fi
-echo "postgresql://$user:$password@127.0.0.1:$port/$db"
+echo "postgresql://$user:$password@127.0.0.1:$port/$db" >&3
