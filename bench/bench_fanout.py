@@ -16,13 +16,16 @@ Lower bound = max(total work / N, longest item). Two item orders are run:
   (slow items arriving together, e.g. one slow site's pages listed next to each other).
 
     python bench/bench_fanout.py [--workers 4 8] [--items 120] [--orders shuffled clustered]
-Writes bench/results/fanout.json.
+                                 [--seeds 7] [--chunk-order interleaved] [--skip-static]
+Writes bench/results/fanout.json (--out). --chunk-order sets the coordinator's CHUNK_ORDER;
+--seeds runs every configuration once per duration draw.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import random
 import sys
@@ -74,7 +77,44 @@ async def run_dynamic(emu: Any, items: list[dict], n: int) -> dict[str, Any]:
         raise RuntimeError(f"coordinator job ended {final.status}: {final.error or out}")
     info = emu.job(job.id)
     siblings = [j for j in emu.jobs() if j["id"] not in before and j["id"] != job.id]
-    return {"makespan_s": makespan_s([info]), "fanout": out["fanout"], "siblings": len(siblings)}
+    return {
+        "makespan_s": makespan_s([info]),
+        "fanout": out["fanout"],
+        "siblings": len(siblings),
+        "sibling_workers": worker_time(info, siblings),
+    }
+
+
+def worker_time(coordinator: dict[str, Any], siblings: list[dict[str, Any]]) -> dict[str, Any]:
+    """Where the sibling workers' time went between the coordinator's start and end: running
+    siblings, between two siblings on one worker (the SDK's post-job pause, the hand-over, the
+    coordinator noticing and submitting), before their first and after their last sibling."""
+    start = coordinator["created_at"] + coordinator["delay_s"]
+    end = start + coordinator["execution_s"]
+    by_worker: dict[str, list[tuple[float, float]]] = {}
+    for j in siblings:
+        if j["delay_s"] is None or j["execution_s"] is None or not j["worker_id"]:
+            continue  # taken back before a worker picked it up
+        s0 = j["created_at"] + j["delay_s"]
+        by_worker.setdefault(j["worker_id"], []).append((s0, s0 + j["execution_s"]))
+    running = gaps = head = tail = 0.0
+    n_gaps = 0
+    for spans in by_worker.values():
+        spans.sort()
+        head += spans[0][0] - start
+        tail += max(0.0, end - spans[-1][1])
+        running += sum(b - a for a, b in spans)
+        for (_, prev_end), (next_start, _) in itertools.pairwise(spans):
+            gaps += next_start - prev_end
+            n_gaps += 1
+    return {
+        "workers_used": len(by_worker),
+        "running_s": round(running, 2),
+        "between_siblings_s": round(gaps, 2),
+        "mean_gap_s": round(gaps / n_gaps, 3) if n_gaps else None,
+        "before_first_s": round(head, 2),
+        "after_last_s": round(tail, 2),
+    }
 
 
 async def run_static(emu: Any, items: list[dict], n: int) -> dict[str, Any]:
@@ -104,42 +144,55 @@ def bench(n: int, orders: list[str], args: argparse.Namespace) -> list[dict[str,
     cfg = EmulatorConfig(
         workers=n,
         worker_log_path=home / "workers.log",
-        worker_env={"LOG_LEVEL": "WARNING", "STATUS_POLL_INTERVAL_S": str(args.poll_s)},
+        worker_env={
+            "LOG_LEVEL": "WARNING",
+            "STATUS_POLL_INTERVAL_S": str(args.poll_s),
+            "CHUNK_ORDER": args.chunk_order,
+        },
     )
     rows = []
     with run_emulator(cfg) as emu:
         emu.wait_ready(180)
-        for order in orders:
-            values = durations(args.items, args.seed, args.mu, args.sigma, order)
+        for seed, order in itertools.product(args.seeds, orders):
+            values = durations(args.items, seed, args.mu, args.sigma, order)
             items = items_of(values)
             total, longest = sum(values), max(values)
             lower = max(total / n, longest)
             t0 = time.perf_counter()
             dyn = asyncio.run(run_dynamic(emu, items, n))
-            sta = asyncio.run(run_static(emu, items, n))
+            sta = None if args.skip_static else asyncio.run(run_static(emu, items, n))
             row = {
                 "workers": n,
                 "order": order,
+                "seed": seed,
+                "chunk_order": args.chunk_order,
                 "items": len(items),
                 "total_work_s": round(total, 2),
                 "longest_item_s": longest,
                 "lower_bound_s": round(lower, 2),
                 "dynamic_makespan_s": round(dyn["makespan_s"], 2),
-                "static_makespan_s": round(sta["makespan_s"], 2),
                 "dynamic_over_lower_bound": round(dyn["makespan_s"] / lower, 3),
-                "static_over_lower_bound": round(sta["makespan_s"] / lower, 3),
-                "speedup_over_static": round(sta["makespan_s"] / dyn["makespan_s"], 3),
-                "static_slice_work_s": [round(w, 1) for w in sta["slice_work_s"]],
                 "fanout": dyn["fanout"],
-                "wall_s": round(time.perf_counter() - t0, 1),
+                "sibling_workers": dyn["sibling_workers"],
             }
-            print(
-                f"N={n:<2} {order:<9} LB {lower:6.1f}s  dynamic {dyn['makespan_s']:6.1f}s "
-                f"({row['dynamic_over_lower_bound']:.3f}x LB)  static {sta['makespan_s']:6.1f}s "
-                f"({row['static_over_lower_bound']:.3f}x LB)  "
-                f"speed-up {row['speedup_over_static']:.2f}x",
-                flush=True,
+            line = (
+                f"N={n:<2} {order:<9} seed {seed:<3} LB {lower:6.1f}s  "
+                f"dynamic {dyn['makespan_s']:6.1f}s ({row['dynamic_over_lower_bound']:.3f}x LB)"
+                f"  sibling gap {dyn['sibling_workers']['mean_gap_s']}s"
             )
+            if sta is not None:
+                row.update(
+                    static_makespan_s=round(sta["makespan_s"], 2),
+                    static_over_lower_bound=round(sta["makespan_s"] / lower, 3),
+                    speedup_over_static=round(sta["makespan_s"] / dyn["makespan_s"], 3),
+                    static_slice_work_s=[round(w, 1) for w in sta["slice_work_s"]],
+                )
+                line += (
+                    f"  static {sta['makespan_s']:6.1f}s ({row['static_over_lower_bound']:.3f}x LB)"
+                    f"  speed-up {row['speedup_over_static']:.2f}x"
+                )
+            row["wall_s"] = round(time.perf_counter() - t0, 1)
+            print(line, flush=True)
             rows.append(row)
     return rows
 
@@ -149,7 +202,10 @@ def main() -> None:
     p.add_argument("--workers", type=int, nargs="+", default=[4, 8])
     p.add_argument("--items", type=int, default=120)
     p.add_argument("--orders", nargs="+", default=["shuffled", "clustered"])
-    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--seeds", type=int, nargs="+", default=[7], help="duration draws")
+    p.add_argument("--chunk-order", choices=["interleaved", "contiguous"], default="interleaved")
+    p.add_argument("--skip-static", action="store_true", help="dynamic only")
+    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "fanout.json")
     p.add_argument("--mu", type=float, default=0.0, help="log-normal mu (of ln seconds)")
     p.add_argument("--sigma", type=float, default=1.0, help="log-normal sigma")
     p.add_argument("--poll-s", type=float, default=0.25, help="STATUS_POLL_INTERVAL_S")
@@ -159,24 +215,29 @@ def main() -> None:
         rows.extend(bench(n, args.orders, args))
     print()
     print(
-        f"{'N':>3} {'order':<10} {'LB s':>7} {'dyn s':>7} {'dyn/LB':>7} {'static s':>9} "
-        f"{'static/LB':>9} {'speed-up':>8}  chunks sib local taken retries"
+        f"{'N':>3} {'order':<10} {'seed':>4} {'LB s':>7} {'dyn s':>7} {'dyn/LB':>7} "
+        f"{'static s':>9} {'static/LB':>9} {'speed-up':>8}  chunks sib local taken retries"
     )
     for r in rows:
         f = r["fanout"]
-        print(
-            f"{r['workers']:>3} {r['order']:<10} {r['lower_bound_s']:>7.1f} "
-            f"{r['dynamic_makespan_s']:>7.1f} {r['dynamic_over_lower_bound']:>7.3f} "
+        static = (
             f"{r['static_makespan_s']:>9.1f} {r['static_over_lower_bound']:>9.3f} "
-            f"{r['speedup_over_static']:>8.2f}  {f['chunks']:>6} {f['siblings_submitted']:>3} "
+            f"{r['speedup_over_static']:>8.2f}"
+            if "static_makespan_s" in r
+            else f"{'-':>9} {'-':>9} {'-':>8}"
+        )
+        print(
+            f"{r['workers']:>3} {r['order']:<10} {r['seed']:>4} {r['lower_bound_s']:>7.1f} "
+            f"{r['dynamic_makespan_s']:>7.1f} {r['dynamic_over_lower_bound']:>7.3f} {static}  "
+            f"{f['chunks']:>6} {f['siblings_submitted']:>3} "
             f"{f['chunks_local']:>5} {f['taken_back']:>5} {f['retries']:>7}"
         )
-    out = ROOT / "bench" / "results" / "fanout.json"
+    out = args.out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
-    params = {k: v for k, v in vars(args).items()}
+    params = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     params["duration_range_s"] = [MIN_S, MAX_S]
     out.write_text(json.dumps({"params": params, "rows": rows}, indent=2) + "\n")
-    print(f"\nwrote {out.relative_to(ROOT)}")
+    print(f"\nwrote {out}")
 
 
 if __name__ == "__main__":

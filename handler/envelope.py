@@ -30,7 +30,6 @@ class SiblingInfo(BaseModel):
     attempt: int = Field(0, ge=0)
     key: str = Field(min_length=1, description="Idempotency key: parent id + chunk index.")
     return_records: bool = Field(False, description="Return load records; do not load.")
-    first_index: int = Field(0, ge=0, description="Index of the chunk's first item in the job.")
 
 
 class JobEnvelope(BaseModel):

@@ -71,6 +71,10 @@ class Settings(BaseSettings):
 
     # --- framework: coordinator -----------------------------------------------------------
     chunk_size: int = Field(0, ge=0, description="Items per sibling job; 0 = from items/workers.")
+    chunk_order: Literal["interleaved", "contiguous"] = Field(
+        "interleaved",
+        description="How items are dealt into chunks: spread (fixed shuffle) or input order.",
+    )
     sibling_max_retries: int = Field(2, ge=0, description="Retries of a failed sibling chunk.")
     sibling_execution_timeout_s: float = Field(
         600, gt=0, description="policy.executionTimeout of each sibling job."

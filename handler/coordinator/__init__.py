@@ -73,7 +73,7 @@ async def coordinate(
     env = parsed.envelope
     workers = effective_workers(parsed, settings)
     sizes = chunk_sizes(len(parsed.items), workers, settings.chunk_size)
-    chunks = chunk_job(parsed, sizes)
+    chunks = chunk_job(parsed, sizes, settings.chunk_order)
     coordinator_loads = settings.load_mode == "coordinator"
     item_ids = [parsed.pipeline.item_id(i) for i in parsed.items]
     stats = FanoutStats(
@@ -135,9 +135,9 @@ async def coordinate(
         if own_client:
             await client.aclose()
 
-    missing: list[str] = []
+    missing_positions: list[int] = []
     for chunk in scheduler.unfinished_chunks():
-        missing.extend(item_ids[chunk.first : chunk.first + chunk.size])
+        missing_positions.extend(chunk.positions)
         merger.fail(chunk, "coordinator", "no result before the job deadline", retryable=True)
 
     load = merger.load_summary()
@@ -162,5 +162,5 @@ async def coordinate(
         timings_s=timings,
         load=load,
         fanout=stats.to_dict(),
-        missing=missing,
+        missing=[item_ids[p] for p in sorted(missing_positions)],
     )

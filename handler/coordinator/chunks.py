@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,15 +11,17 @@ from pydantic import BaseModel
 
 from handler.envelope import ParsedJob, SiblingInfo
 
-__all__ = ["Chunk", "chunk_job", "chunk_sizes", "local_job", "sibling_input"]
+__all__ = ["Chunk", "chunk_job", "chunk_sizes", "item_order", "local_job", "sibling_input"]
+
+INTERLEAVE_SEED = 0  # fixed: the same job always gets the same chunks
 
 
 @dataclass
 class Chunk:
-    """A contiguous slice of the job's items: `items[first : first + len(raw)]`."""
+    """Some of the job's items: `raw[k]` is the job's item number `positions[k]`."""
 
     index: int
-    first: int
+    positions: list[int]
     raw: list[dict[str, Any]]  # the items as the job gave them (what a sibling receives)
     parsed: list[BaseModel]  # the same items, validated (what a local run uses)
     attempt: int = 0
@@ -50,17 +53,34 @@ def chunk_sizes(n_items: int, workers: int, configured: int = 0) -> list[int]:
     return sizes
 
 
-def chunk_job(parsed: ParsedJob, sizes: list[int]) -> list[Chunk]:
-    """Cut the job's items into chunks of `sizes` (which must add up to the item count)."""
+def item_order(n_items: int, order: str) -> list[int]:
+    """The positions of the items in the order they are dealt into chunks. `contiguous`: input
+    order. `interleaved`: a fixed pseudo-random permutation, so items that sit together in the
+    input (one slow site's pages, a sorted list) spread over many chunks instead of forming one
+    slow chunk; with contiguous chunks such a run can double the makespan (bench/bench_fanout.py,
+    clustered order). Results are merged back in input order either way."""
+    positions = list(range(n_items))
+    if order == "interleaved":
+        random.Random(INTERLEAVE_SEED).shuffle(positions)
+    elif order != "contiguous":
+        raise ValueError(f"chunk order must be 'interleaved' or 'contiguous', got {order!r}")
+    return positions
+
+
+def chunk_job(parsed: ParsedJob, sizes: list[int], order: str = "contiguous") -> list[Chunk]:
+    """Deal the job's items into chunks of `sizes` (which must add up to the item count), taking
+    them in `item_order(order)`; within a chunk, items keep their input order."""
     raw = parsed.envelope.items
     if sum(sizes) != len(raw) or min(sizes) < 1:
         raise ValueError(f"chunk sizes {sizes} do not cover {len(raw)} items")
-    chunks, first = [], 0
+    dealt = item_order(len(raw), order)
+    chunks, start = [], 0
     for i, size in enumerate(sizes):
+        positions = sorted(dealt[start : start + size])
         chunks.append(
-            Chunk(i, first, raw[first : first + size], parsed.items[first : first + size])
+            Chunk(i, positions, [raw[p] for p in positions], [parsed.items[p] for p in positions])
         )
-        first += size
+        start += size
     return chunks
 
 
@@ -71,7 +91,6 @@ def _sibling_info(parsed: ParsedJob, chunk: Chunk, return_records: bool) -> Sibl
         attempt=chunk.attempt,
         key=chunk.key(parsed.job_id),
         return_records=return_records,
-        first_index=chunk.first,
     )
 
 

@@ -70,11 +70,11 @@ class Merger:
         if chunk.index in self.finished:
             return False
         self.finished.add(chunk.index)
-        ids = set(self.item_ids[chunk.first : chunk.first + chunk.size])
+        ids = {self.item_ids[p] for p in chunk.positions}
         for offset, value in enumerate(result.results):
-            self.results[chunk.first + offset] = value
+            self.results[chunk.positions[offset]] = value
             if self.records is not None and result.records is not None:
-                self.records[chunk.first + offset] = result.records[offset]
+                self.records[chunk.positions[offset]] = result.records[offset]
         for err in result.errors:
             if err.item_id in ids:
                 self.errors.setdefault(err.item_id, err)
@@ -90,7 +90,7 @@ class Merger:
         if chunk.index in self.finished:
             return False
         self.finished.add(chunk.index)
-        for item_id in self.item_ids[chunk.first : chunk.first + chunk.size]:
+        for item_id in (self.item_ids[p] for p in chunk.positions):
             self.errors.setdefault(item_id, ItemError(item_id, stage, message, retryable))
         return True
 

@@ -205,7 +205,6 @@ def test_sibling_input_is_a_worker_job_with_its_chunk(clean_env):
         "attempt": 0,
         "key": "coord-1:1",
         "return_records": True,
-        "first_index": 4,
     }
     sib = parse_job({"id": "s1", "input": data})
     assert choose_mode(sib, settings(runpod_workers=8)) == "worker"  # never fans out again
@@ -220,6 +219,41 @@ def test_duplicate_completion_is_ignored():
     assert not merger.accept(chunks[1], ChunkResult([{"id": "other"}, None], []))
     assert merger.results == [None, None, {"id": "it-002"}, {"id": "it-003"}]
     assert merger.items_done == 2
+
+
+def test_interleaved_chunks_partition_the_items_and_merge_back_in_input_order():
+    parsed = parse_job(synthetic_job(40, workers=4))
+    ids = [f"it-{i:03d}" for i in range(40)]
+    chunks = chunk_job(parsed, chunk_sizes(40, 4), "interleaved")
+    dealt = [p for c in chunks for p in c.positions]
+    assert sorted(dealt) == list(range(40))  # every item in exactly one chunk
+    assert dealt != list(range(40))  # and not simply input order
+    for c in chunks:
+        assert c.positions == sorted(c.positions)  # input order inside a chunk
+        assert [i["id"] for i in c.raw] == [ids[p] for p in c.positions]
+    again = chunk_job(parse_job(synthetic_job(40, workers=4)), chunk_sizes(40, 4), "interleaved")
+    assert [c.positions for c in again] == [c.positions for c in chunks]  # deterministic
+    merger = Merger(ids, keep_records=False)
+    for c in reversed(chunks):
+        merger.accept(c, ChunkResult([{"id": i["id"]} for i in c.raw], []))
+    assert [r["id"] for r in merger.results] == ids
+
+
+def test_interleaving_spreads_a_run_of_slow_items_over_chunks():
+    """The first 10 items are 'slow' and listed together: contiguous chunking puts them all in
+    the first chunk, interleaving spreads them."""
+    parsed = parse_job(synthetic_job(120, workers=8))
+    sizes = chunk_sizes(120, 8)
+    contiguous = chunk_job(parsed, sizes, "contiguous")
+    interleaved = chunk_job(parsed, sizes, "interleaved")
+
+    def slow_per_chunk(chunks):
+        return max(sum(1 for p in c.positions if p < 10) for c in chunks)
+
+    assert slow_per_chunk(contiguous) == 10
+    assert slow_per_chunk(interleaved) <= 3
+    with pytest.raises(ValueError, match="chunk order"):
+        chunk_job(parsed, sizes, "sorted")
 
 
 def test_guided_chunk_sizes_shrink_and_cover_every_item():
