@@ -205,6 +205,8 @@ class Scheduler:
                 await self._wait_changed(self._poll_interval_s())
                 continue
             self.local_chunk = chunk
+            started_s = time.monotonic()
+            logger.info("chunk {} ({} items): running here", chunk.index, chunk.size)
             try:
                 result = await self.run_local(chunk, self.cfg.deadline_s - time.monotonic())
             except JobFailure as exc:
@@ -213,6 +215,9 @@ class Scheduler:
                 logger.opt(exception=exc).error("local run of chunk {} failed", chunk.index)
                 self._retry(chunk, f"local run failed: {type(exc).__name__}: {exc}")
             else:
+                logger.info(
+                    "chunk {}: ran here in {:.2f} s", chunk.index, time.monotonic() - started_s
+                )
                 self.stats.chunks_local += 1
                 self._record(chunk, result)
             finally:
