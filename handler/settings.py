@@ -91,7 +91,7 @@ class Settings(BaseSettings):
     # --- framework: scraping --------------------------------------------------------------
     chromium_path: str | None = Field(None, description="Browser executable for Playwright.")
     scrape_concurrency: int = Field(0, ge=0, description="Pages in parallel; 0 = from memory.")
-    scrape_per_domain_concurrency: int = Field(4, ge=1, description="Pages in parallel per host.")
+    scrape_per_domain_concurrency: int = Field(8, ge=1, description="Pages in parallel per host.")
     scrape_retries: int = Field(2, ge=0, description="Retries on network errors and 5xx.")
     scrape_block_resources: bool = Field(True, description="Block images, media and fonts.")
     scrape_wait: Literal["quiet", "load", "networkidle", "domcontentloaded"] = Field(

@@ -17,7 +17,7 @@ class _Frozen(BaseModel):
 class ScrapeConfig(_Frozen):
     executable_path: str | None = None
     concurrency: int = 0  # 0 = derived from available memory
-    per_domain_concurrency: int = 4
+    per_domain_concurrency: int = 8
     retries: int = 2
     block_resources: bool = True
     wait: Literal["quiet", "load", "networkidle", "domcontentloaded"] = "quiet"
