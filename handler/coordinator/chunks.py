@@ -27,6 +27,9 @@ class Chunk:
     attempt: int = 0
     not_before_s: float = 0.0  # monotonic time before which a retry must not start
     last_error: str = ""
+    # A sibling running it failed, timed out or was lost (its worker may have died on one of
+    # these items): retries go to siblings, so a poison item cannot take the coordinator down.
+    siblings_only: bool = False
 
     @property
     def size(self) -> int:

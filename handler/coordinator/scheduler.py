@@ -91,9 +91,9 @@ class Scheduler:
     def _poke(self) -> None:
         self._changed.set()
 
-    def _next_pending(self, now_s: float) -> Chunk | None:
+    def _next_pending(self, now_s: float, *, local: bool = False) -> Chunk | None:
         for chunk in self.pending:
-            if chunk.not_before_s <= now_s:
+            if chunk.not_before_s <= now_s and not (local and chunk.siblings_only):
                 self.pending.remove(chunk)
                 return chunk
         return None
@@ -147,6 +147,8 @@ class Scheduler:
 
     def _ended(self, sib: Sibling, state: JobState | None) -> None:
         chunk = sib.chunk
+        if state is None or state.status != JobStatus.COMPLETED:
+            chunk.siblings_only = True
         if state is None:
             self.stats.lost += 1
             self._retry(chunk, f"sibling {sib.job_id} lost (the API no longer knows it)")
@@ -188,11 +190,12 @@ class Scheduler:
     async def _next_local(self) -> Chunk | None:
         if self.take_back:
             return self.take_back.popleft()
-        chunk = self._next_pending(time.monotonic())
+        chunk = self._next_pending(time.monotonic(), local=True)
         if chunk is not None or self.pending:
             return chunk
-        # Nothing left to hand out: rather than idle, take back a sibling still queued.
-        queued = self.pool.queued(self._steal_age_s())
+        # Nothing left to hand out: rather than idle, take back a sibling still queued (not one
+        # whose chunk already failed on a sibling; a pickup timeout still takes those back).
+        queued = [s for s in self.pool.queued(self._steal_age_s()) if not s.chunk.siblings_only]
         if queued:
             await self._take_back(queued[0], reason="coordinator idle")
             return self.take_back.popleft() if self.take_back else None

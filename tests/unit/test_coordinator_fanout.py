@@ -10,10 +10,11 @@ import json
 import httpx
 import pytest
 
-from handler.api import EndpointClient, RetryPolicy
+from handler.api import EndpointClient, JobState, RetryPolicy
 from handler.coordinator import coordinate
 from handler.coordinator.chunks import chunk_job, chunk_sizes, sibling_input
 from handler.coordinator.merge import ChunkResult, Merger
+from handler.coordinator.siblings import Sibling
 from handler.entry import handler as real_handler
 from handler.envelope import parse_job
 from handler.modes import choose_mode
@@ -264,3 +265,58 @@ def test_guided_chunk_sizes_shrink_and_cover_every_item():
     assert chunk_sizes(10, 3, configured=4) == [4, 4, 2]
     with pytest.raises(ValueError):
         chunk_sizes(0, 3)
+
+
+def scheduler_of(parsed, chunks):
+    """A scheduler over `chunks` with no client behind it (for its decisions alone)."""
+    from handler.api import Policy
+    from handler.coordinator.scheduler import Scheduler, SchedulerConfig
+    from handler.coordinator.siblings import SiblingPool
+    from handler.coordinator.stats import FanoutStats
+
+    stats = FanoutStats(chunks=len(chunks))
+    pool = SiblingPool(None, parsed, Policy(), stats, return_records=False, cleanup=False)
+    config = SchedulerConfig(
+        workers=2,
+        max_retries=2,
+        pickup_timeout_s=5,
+        poll_interval_s=0.01,
+        deadline_s=1e12,
+        want_records=False,
+    )
+    merger = Merger([parsed.pipeline.item_id(i) for i in parsed.items], keep_records=False)
+    return Scheduler(chunks, pool, merger, stats, config, run_local=None)
+
+
+@pytest.mark.parametrize("status", [None, "FAILED", "TIMED_OUT"])
+def test_a_chunk_that_failed_on_a_sibling_is_retried_on_siblings_only(clean_env, status):
+    """Its worker may have died on one of its items: the coordinator's own process must not run
+    it (a poison item would take the whole job down), except after a pickup timeout."""
+    parsed = parse_job(synthetic_job(4))
+    chunks = chunk_job(parsed, [2, 2])
+    scheduler = scheduler_of(parsed, chunks)
+    scheduler.pending.remove(chunks[0])  # chunk 0 is out on a sibling
+    state = None if status is None else JobState(id="s1", status=status, error="worker died")
+
+    scheduler._ended(Sibling("s1", chunks[0], 0.0), state)
+
+    assert chunks[0].siblings_only and scheduler.stats.retries == 1
+    chunks[0].not_before_s = 0.0  # past its retry backoff
+    assert scheduler._next_pending(1.0, local=True) is chunks[1]  # the local runner skips it
+    assert scheduler._next_pending(1.0) is chunks[0]  # siblings get it
+
+
+def test_a_completed_sibling_does_not_mark_its_chunk(clean_env):
+    parsed = parse_job(synthetic_job(4))
+    chunks = chunk_job(parsed, [2, 2])
+    scheduler = scheduler_of(parsed, chunks)
+    job = {
+        "id": "s1",
+        "input": sibling_input(parsed, chunks[0], return_records=False, cleanup=False),
+    }
+    output = asyncio.run(real_handler(job))
+    scheduler._ended(
+        Sibling("s1", chunks[0], 0.0), JobState(id="s1", status="COMPLETED", output=output)
+    )
+    assert not chunks[0].siblings_only
+    assert scheduler.merger.results[:2] == output["results"]
