@@ -1,11 +1,16 @@
 """Scraping throughput and memory: `fetch_pages` against crawlee's PlaywrightCrawler (defaults) and
 a naive one-page-at-a-time Playwright loop, on the same loopback site and the same Chromium.
 
-    python bench/bench_scrape.py [--pages 240] [--latency-ms 0,300] [--chromium /usr/bin/chromium]
+    python bench/bench_scrape.py [--pages 240] [--scenarios 0,300,300x4]
+                                 [--chromium /usr/bin/chromium]
 
-One scenario per --latency-ms value, each with all three contenders: the fixture site delays every
-article page and sub-resource by that median, uniform jitter +-50% (--jitter), fixed per URL. 0 is
-pure loopback (every page is Chromium CPU); 300 is a remote site. Writes bench/results/scrape.json.
+One scenario per --scenarios entry, `MS` or `MSxHOSTS`, each with all three contenders: the
+fixture site delays every article page and sub-resource by a median of MS milliseconds, uniform
+jitter +-50% (--jitter), fixed per URL; 0 is pure loopback (every page is Chromium CPU), 300 a
+remote site. xHOSTS serves the same site on HOSTS loopback addresses (127.0.0.1 .. 127.0.0.HOSTS)
+and deals the pages over them, like sources from several news sites: per-host politeness limits
+and Chromium's 6 connections per host then apply per site, as on the web (default: one host).
+Writes bench/results/scrape.json.
 The fixture site (tests/fixtures/site) runs in its own process so that serving pages does not
 compete with the measured client for this process's GIL.
 """
@@ -48,35 +53,61 @@ def free_port() -> int:
 
 
 SITE_SCRIPT = """
-import sys, uvicorn
+import asyncio, sys, uvicorn
 from tests.fixtures.site.app import build_app
 port, latency_ms, jitter = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+hosts = sys.argv[4].split(",")
 app = build_app(latency_ms=latency_ms, jitter=jitter)
-uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+servers = [
+    uvicorn.Server(uvicorn.Config(app, host=h, port=port, log_level="warning", access_log=False))
+    for h in hosts
+]
+async def serve():
+    await asyncio.gather(*(s.serve() for s in servers))
+asyncio.run(serve())
 """
 
 
+def site_hosts(count: int) -> list[str]:
+    """`count` loopback addresses: 127.0.0.1, 127.0.0.2, ... (all of 127/8 is loopback)."""
+    if not 1 <= count <= 250:
+        raise SystemExit(f"hosts: 1 to 250 expected, got {count}")
+    return [f"127.0.0.{k}" for k in range(1, count + 1)]
+
+
 @contextlib.contextmanager
-def fixture_site(latency_ms: float = 0, jitter: float = 0.5):
+def fixture_site(latency_ms: float = 0, jitter: float = 0.5, hosts: int = 1):
+    """The fixture site in its own process; yields one base URL per host."""
     port = free_port()
+    names = site_hosts(hosts)
     proc = subprocess.Popen(
-        [sys.executable, "-c", SITE_SCRIPT, str(port), str(latency_ms), str(jitter)],
+        [
+            sys.executable,
+            "-c",
+            SITE_SCRIPT,
+            str(port),
+            str(latency_ms),
+            str(jitter),
+            ",".join(names),
+        ],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    base = f"http://127.0.0.1:{port}"
+    bases = [f"http://{h}:{port}" for h in names]
     SITE_PIDS.add(proc.pid)
     try:
         deadline = time.monotonic() + 20
-        while True:
+        waiting = list(bases)
+        while waiting:
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(base + "/", timeout=1).status_code == 200:
-                    break
+                if httpx.get(waiting[0] + "/", timeout=1).status_code == 200:
+                    waiting.pop(0)
+                    continue
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise RuntimeError("fixture site did not start")
             time.sleep(0.1)
-        yield base
+        yield bases
     finally:
         proc.terminate()
         proc.wait(10)
@@ -230,20 +261,30 @@ def best(runs: list[dict]) -> dict:
     return {**top, "rounds_pages_per_s": [r["pages_per_s"] for r in runs]}
 
 
-def parse_latencies(text: str) -> list[float]:
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise SystemExit(
-            f"--latency-ms: comma-separated milliseconds expected, got {text!r}"
-        ) from None
-    if not values or any(v < 0 for v in values):
-        raise SystemExit(f"--latency-ms: one or more values >= 0 expected, got {text!r}")
-    return values
+def parse_scenarios(text: str) -> list[tuple[float, int]]:
+    """`0,300,300x4` -> [(0, 1), (300, 1), (300, 4)]: (median latency ms, hosts)."""
+    scenarios = []
+    for entry in (e.strip() for e in text.split(",")):
+        if not entry:
+            continue
+        latency, _, hosts = entry.partition("x")
+        try:
+            scenario = (float(latency), int(hosts) if hosts else 1)
+        except ValueError:
+            scenario = (-1.0, 0)
+        if scenario[0] < 0 or not 1 <= scenario[1] <= 250:
+            raise SystemExit(
+                f"--scenarios: comma-separated MS or MSxHOSTS (MS >= 0, HOSTS 1-250) expected, "
+                f"got {entry!r}"
+            )
+        scenarios.append(scenario)
+    if not scenarios:
+        raise SystemExit(f"--scenarios: at least one scenario expected, got {text!r}")
+    return scenarios
 
 
 async def run_scenario(
-    args: argparse.Namespace, config: ScrapeConfig, latency_ms: float, first: bool
+    args: argparse.Namespace, config: ScrapeConfig, latency_ms: float, hosts: int, first: bool
 ) -> tuple[dict, dict]:
     """All three contenders at one site latency; the first scenario also measures cold and RSS."""
     rounds = args.rounds if latency_ms == 0 else args.latency_rounds
@@ -254,12 +295,14 @@ async def run_scenario(
     }
     runs: dict[str, list[dict]] = {"ours_warm": [], "crawlee": [], "naive": []}
     extra: dict = {}
-    with fixture_site(latency_ms, args.jitter) as base:
-        urls = [f"{base}/article/{n % 240}" for n in range(args.pages)]
+    scenario["hosts"] = hosts
+    with fixture_site(latency_ms, args.jitter, hosts) as bases:
+        base = bases[0]
+        urls = [f"{bases[n % len(bases)]}/article/{n % 240}" for n in range(args.pages)]
         for round_no in range(rounds):  # interleaved, so a busy spell hits every peer alike
             runs["ours_warm"].append(await run_ours(urls, config, warm=True))
             if "crawlee" not in args.skip:
-                tag = f"{latency_ms}:r{round_no}"
+                tag = f"{latency_ms}x{hosts}:r{round_no}"
                 runs["crawlee"].append(await run_crawlee(urls, args.chromium, tag))
             if "naive" not in args.skip:
                 runs["naive"].append(await run_naive(urls, args.chromium))
@@ -303,9 +346,10 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=240)
     parser.add_argument(
-        "--latency-ms",
-        default="0,300",
-        help="comma-separated median site latencies, one scenario each (0 = pure loopback)",
+        "--scenarios",
+        default="0,300,300x4",
+        help="comma-separated MS (median site latency; 0 = pure loopback) or MSxHOSTS (the "
+        "pages dealt over HOSTS loopback addresses), one scenario each",
     )
     parser.add_argument("--jitter", type=float, default=0.5, help="uniform +-fraction of latency")
     parser.add_argument(
@@ -320,7 +364,8 @@ async def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "scrape.json")
     args = parser.parse_args()
-    latencies = parse_latencies(args.latency_ms)
+    scenarios = parse_scenarios(args.scenarios)
+    hosts = site_hosts(max(h for _, h in scenarios))
     if not 0 <= args.jitter < 1:
         raise SystemExit(f"--jitter: a fraction in [0, 1) expected, got {args.jitter}")
     logger.remove()
@@ -328,7 +373,7 @@ async def main() -> None:
     logging.getLogger("crawlee").setLevel(logging.WARNING)
     os.environ.setdefault("CRAWLEE_STORAGE_DIR", tempfile.mkdtemp(prefix="crawlee-"))
 
-    config = ScrapeConfig(executable_path=args.chromium, allow_hosts=("127.0.0.1",))
+    config = ScrapeConfig(executable_path=args.chromium, allow_hosts=tuple(hosts))
     if args.per_domain_concurrency is not None:
         config = config.model_copy(update={"per_domain_concurrency": args.per_domain_concurrency})
     results: dict = {
@@ -342,9 +387,9 @@ async def main() -> None:
         "scenarios": {},
     }
     started = time.perf_counter()
-    for k, latency_ms in enumerate(latencies):
-        name = f"{latency_ms:g}ms"
-        scenario, extra = await run_scenario(args, config, latency_ms, first=k == 0)
+    for k, (latency_ms, n_hosts) in enumerate(scenarios):
+        name = f"{latency_ms:g}ms" + (f" over {n_hosts} hosts" if n_hosts > 1 else "")
+        scenario, extra = await run_scenario(args, config, latency_ms, n_hosts, first=k == 0)
         results["scenarios"][name] = scenario
         results.update(extra)
         print_scenario(name, scenario, extra.get("ours_cold"))
