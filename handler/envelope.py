@@ -30,6 +30,9 @@ class SiblingInfo(BaseModel):
     attempt: int = Field(0, ge=0)
     key: str = Field(min_length=1, description="Idempotency key: parent id + chunk index.")
     return_records: bool = Field(False, description="Return load records; do not load.")
+    # Sent by coordinators before chunks were interleaved; still accepted (and ignored) so that
+    # an old coordinator's siblings run on new workers during a rolling update.
+    first_index: int | None = Field(None, ge=0, description="Ignored (older coordinators).")
 
 
 class JobEnvelope(BaseModel):

@@ -106,7 +106,9 @@ def sibling_input(
         mode="worker",
         items=chunk.raw,
         cleanup=cleanup,
-        sibling=_sibling_info(parsed, chunk, return_records).model_dump(mode="json"),
+        sibling=_sibling_info(parsed, chunk, return_records).model_dump(
+            mode="json", exclude={"first_index"}
+        ),
     )
     return data
 

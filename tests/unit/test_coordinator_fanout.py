@@ -209,6 +209,9 @@ def test_sibling_input_is_a_worker_job_with_its_chunk(clean_env):
     }
     sib = parse_job({"id": "s1", "input": data})
     assert choose_mode(sib, settings(runpod_workers=8)) == "worker"  # never fans out again
+    # what coordinators sent before chunks were interleaved still parses (rolling updates)
+    data["sibling"]["first_index"] = 4
+    assert parse_job({"id": "s2", "input": data}).envelope.sibling.chunk == 1
 
 
 def test_duplicate_completion_is_ignored():
