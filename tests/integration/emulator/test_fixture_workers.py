@@ -198,8 +198,11 @@ def test_a_concurrent_sdk_worker_takes_batches_and_exit_drains_it(tmp_path) -> N
         for i in ids:
             assert c.post(f"/cancel/{i}").json()["status"] == "CANCELLED"
         emu.wait_idle(30)  # the worker confirmed (pings) that all three were stopped
-        job_id = c.post("/run", json={"input": {"sleep_s": 1.5, "echo": "last"}}).json()["id"]
-        emu.wait_job(job_id, lambda j: j is not None and j["status"] == "IN_PROGRESS")
+        last = {"sleep_s": 1.5, "echo": "last", "progress": "started"}
+        job_id = c.post("/run", json={"input": last}).json()["id"]
+        # Wait for the handler itself (its progress post), not just the take: a job the SDK has
+        # taken but not yet started when SIGTERM arrives is dropped (the emulator re-queues it).
+        emu.wait_job(job_id, lambda j: j is not None and j["progress"] == "started")
     info = emu.job(job_id)  # read after exit: the worker got SIGTERM, its job still completed
     assert info["status"] == "COMPLETED" and info["output"] == {"slept_s": 1.5, "echo": "last"}
     assert emu.workers()[0]["last_exit"] == "exited with code 0"
