@@ -1,9 +1,10 @@
 """The image's CMD: `python handler.py [--test_input '{...}']` (RunPod's worker entry).
 
-The `handler/` package next to this file takes precedence on import, so this script stays thin.
+podfleet installs as the package `podfleet` (this repository's `handler/` directory), so this file,
+or a user's own `handler.py`, never shadows it.
 """
 
-from handler.main import main
+from podfleet.main import main
 
 if __name__ == "__main__":
     main()

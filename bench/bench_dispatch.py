@@ -31,7 +31,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from handler.emulator import EmulatorConfig, run_emulator, run_in_process  # noqa: E402
+from podfleet.emulator import EmulatorConfig, run_emulator, run_in_process  # noqa: E402
 
 JOB = {"input": {"mode": "worker", "pipeline": "synthetic", "items": [{"id": "noop"}]}}
 

@@ -37,8 +37,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from handler.api import EndpointClient  # noqa: E402
-from handler.emulator import EmulatorConfig, run_emulator  # noqa: E402
+from podfleet.api import EndpointClient  # noqa: E402
+from podfleet.emulator import EmulatorConfig, run_emulator  # noqa: E402
 
 MIN_S, MAX_S = 0.2, 5.0
 

@@ -25,7 +25,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from handler.emulator import EmulatorConfig, run_emulator  # noqa: E402
+from podfleet.emulator import EmulatorConfig, run_emulator  # noqa: E402
 
 
 def _thread_cpu_s(proc: psutil.Process, native_id: int | None) -> float:

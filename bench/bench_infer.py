@@ -26,9 +26,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pipeline.config import InferConfig  # noqa: E402
-from pipeline.infer import DEFAULT_MODEL, encode_texts, get_model, resolve_device  # noqa: E402
-from pipeline.infer.runtime import resolve_precision, token_budget_for  # noqa: E402
+from podfleet.pipeline.config import InferConfig  # noqa: E402
+from podfleet.pipeline.infer import DEFAULT_MODEL, encode_texts, get_model, resolve_device  # noqa: E402
+from podfleet.pipeline.infer.runtime import resolve_precision, token_budget_for  # noqa: E402
 
 TOPICS = {
     "floods": "rain river levee evacuation rescue boats flooded towns emergency alert",

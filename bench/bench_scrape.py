@@ -39,11 +39,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from loguru import logger  # noqa: E402
-
-from pipeline.config import ScrapeConfig  # noqa: E402
-from pipeline.resources import WarmResources  # noqa: E402
-from pipeline.scrape import PageRequest, default_concurrency, fetch_pages  # noqa: E402
-from pipeline.scrape.browser import LAUNCH_ARGS  # noqa: E402
+from podfleet.pipeline.config import ScrapeConfig  # noqa: E402
+from podfleet.pipeline.resources import WarmResources  # noqa: E402
+from podfleet.pipeline.scrape import PageRequest, default_concurrency, fetch_pages  # noqa: E402
+from podfleet.pipeline.scrape.browser import LAUNCH_ARGS  # noqa: E402
 
 
 def free_port() -> int:

@@ -1,5 +1,5 @@
-"""`python -m handler` runs the worker, exactly like `python handler.py`."""
+"""`python -m podfleet` runs the worker, exactly like `python handler.py`."""
 
-from handler.main import main
+from podfleet.main import main
 
 main()

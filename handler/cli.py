@@ -81,8 +81,8 @@ def _read_job(path: str) -> dict[str, Any]:
 
 
 def _client(args: argparse.Namespace):
-    from handler.api import EndpointClient
-    from handler.settings import endpoint_id_from, load_settings
+    from podfleet.api import EndpointClient
+    from podfleet.settings import endpoint_id_from, load_settings
 
     settings = load_settings()
     overrides: dict[str, Any] = {}
@@ -105,7 +105,7 @@ def _state_dict(state: Any) -> dict[str, Any]:
 
 
 def _failed(state: Any) -> bool:
-    from handler.api import JobStatus
+    from podfleet.api import JobStatus
 
     if state.status != JobStatus.COMPLETED:
         return state.status.is_terminal()
@@ -147,7 +147,7 @@ class _ProgressView:
 
 
 async def _submit(args: argparse.Namespace) -> int:
-    from handler.api import Policy
+    from podfleet.api import Policy
 
     job = _read_job(args.file)
     client, settings = _client(args)
@@ -198,7 +198,7 @@ async def _one(args: argparse.Namespace) -> int:
 
 
 def _emulate(args: argparse.Namespace) -> int:
-    from handler.emulator import EmulatorConfig, serve_forever
+    from podfleet.emulator import EmulatorConfig, serve_forever
 
     if args.workers < 0:
         raise UsageError("--workers must be >= 0")
@@ -212,7 +212,7 @@ def _emulate(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     err = Console(stderr=True)
-    from handler.api import ApiError
+    from podfleet.api import ApiError
 
     try:
         if args.command == "emulate":

@@ -6,13 +6,12 @@ import time
 from typing import Any
 
 from loguru import logger
-
-from handler.envelope import parse_job
-from handler.modes import choose_mode
-from handler.output import error_output
-from handler.settings import load_settings
-from handler.worker import run_worker
-from pipeline.errors import FatalWorkerError, InputError, JobFailure
+from podfleet.envelope import parse_job
+from podfleet.modes import choose_mode
+from podfleet.output import error_output
+from podfleet.pipeline.errors import FatalWorkerError, InputError, JobFailure
+from podfleet.settings import load_settings
+from podfleet.worker import run_worker
 
 __all__ = ["handler"]
 
@@ -33,7 +32,7 @@ async def handler(job: dict[str, Any]) -> dict[str, Any]:
                 len(parsed.items),
             )
             if mode == "coordinator":
-                from handler.coordinator import coordinate  # no torch/playwright on this path
+                from podfleet.coordinator import coordinate  # no torch/playwright on this path
 
                 out = await coordinate(parsed, settings, job)
             else:

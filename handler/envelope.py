@@ -12,11 +12,10 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from podfleet.pipeline.errors import InputError
+from podfleet.pipeline.registry import get_pipeline
+from podfleet.pipeline.stage import Pipeline
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from pipeline.errors import InputError
-from pipeline.registry import get_pipeline
-from pipeline.stage import Pipeline
 
 __all__ = ["JobEnvelope", "ParsedJob", "SiblingInfo", "format_validation_error", "parse_job"]
 

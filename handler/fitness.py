@@ -15,15 +15,15 @@ INFER_FITNESS_CHECK=false and never imports torch.
 
 from __future__ import annotations
 
-from handler.settings import Settings, load_settings
+from podfleet.settings import Settings, load_settings
 
 __all__ = ["model_fitness_check", "register_checks"]
 
 
 async def model_fitness_check() -> None:
     """Raises (and the SDK exits the worker) when the model cannot load or encode."""
-    from handler.worker import RESOURCES, pipeline_config
-    from pipeline.infer import warm_up
+    from podfleet.pipeline.infer import warm_up
+    from podfleet.worker import RESOURCES, pipeline_config
 
     await warm_up(pipeline_config(load_settings()).infer, RESOURCES)
 

@@ -10,8 +10,7 @@ import sys
 from typing import Any
 
 from loguru import logger
-
-from handler.settings import Settings
+from podfleet.settings import Settings
 
 __all__ = ["Redactor", "configure_logging"]
 

@@ -10,16 +10,15 @@ __all__ = ["main"]
 
 
 def main() -> None:
-    from handler.logs import configure_logging
-    from handler.settings import load_settings
+    from podfleet.logs import configure_logging
+    from podfleet.settings import load_settings
 
     settings = load_settings()
     configure_logging(settings)
 
     import runpod  # imported after settings: it reads RUNPOD_WEBHOOK_* at import time
-
-    from handler.entry import handler
-    from handler.fitness import register_checks
+    from podfleet.entry import handler
+    from podfleet.fitness import register_checks
 
     register_checks()
     runpod.serverless.start({"handler": handler, "return_aggregate_stream": True})

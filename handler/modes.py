@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from handler.envelope import ParsedJob
-from handler.settings import Settings
-from pipeline.errors import InputError
+from podfleet.envelope import ParsedJob
+from podfleet.pipeline.errors import InputError
+from podfleet.settings import Settings
 
 __all__ = ["choose_mode", "default_chunk_size", "effective_workers"]
 

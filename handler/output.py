@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from handler.envelope import ParsedJob
-from pipeline.runner import PipelineRun
-from pipeline.stage import ItemError
+from podfleet.envelope import ParsedJob
+from podfleet.pipeline.runner import PipelineRun
+from podfleet.pipeline.stage import ItemError
 
 __all__ = ["error_output", "job_output"]
 

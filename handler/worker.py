@@ -6,14 +6,13 @@ import time
 from typing import Any
 
 from loguru import logger
-
-from handler.envelope import ParsedJob
-from handler.output import run_output
-from handler.settings import Settings
-from pipeline.config import InferConfig, PipelineConfig, ScrapeConfig, StoreConfig
-from pipeline.resources import WarmResources
-from pipeline.runner import PipelineRun, run_pipeline
-from pipeline.stage import RunContext
+from podfleet.envelope import ParsedJob
+from podfleet.output import run_output
+from podfleet.pipeline.config import InferConfig, PipelineConfig, ScrapeConfig, StoreConfig
+from podfleet.pipeline.resources import WarmResources
+from podfleet.pipeline.runner import PipelineRun, run_pipeline
+from podfleet.pipeline.stage import RunContext
+from podfleet.settings import Settings
 
 __all__ = ["RESOURCES", "pipeline_config", "run_context", "run_items", "run_worker"]
 

@@ -3,12 +3,18 @@
 Never imports `runpod` or `handler`: it can be used and tested without RunPod.
 """
 
-from pipeline.config import InferConfig, PipelineConfig, ScrapeConfig, StoreConfig
-from pipeline.errors import FatalWorkerError, InputError, PodfleetError, StageError, StageTimeout
-from pipeline.registry import get_pipeline, known_pipelines, register
-from pipeline.resources import WarmResources
-from pipeline.runner import PipelineRun, run_pipeline
-from pipeline.stage import ItemError, ItemState, Pipeline, RunContext, Stage
+from podfleet.pipeline.config import InferConfig, PipelineConfig, ScrapeConfig, StoreConfig
+from podfleet.pipeline.errors import (
+    FatalWorkerError,
+    InputError,
+    PodfleetError,
+    StageError,
+    StageTimeout,
+)
+from podfleet.pipeline.registry import get_pipeline, known_pipelines, register
+from podfleet.pipeline.resources import WarmResources
+from podfleet.pipeline.runner import PipelineRun, run_pipeline
+from podfleet.pipeline.stage import ItemError, ItemState, Pipeline, RunContext, Stage
 
 __all__ = [
     "FatalWorkerError",

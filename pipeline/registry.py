@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import importlib
 
-from pipeline.errors import InputError
-from pipeline.stage import Pipeline
+from podfleet.pipeline.errors import InputError
+from podfleet.pipeline.stage import Pipeline
 
 __all__ = ["DuplicatePipelineError", "get_pipeline", "known_pipelines", "register"]
 
 _PIPELINES: dict[str, Pipeline] = {}
 # Modules that register the built-in pipelines; imported on first lookup so that importing the
 # registry stays cheap (a coordinator never needs torch or playwright).
-_BUILTIN_MODULES = ("pipeline.pipelines.flashpoints", "pipeline.pipelines.synthetic")
+_BUILTIN_MODULES = (
+    "podfleet.pipeline.pipelines.flashpoints",
+    "podfleet.pipeline.pipelines.synthetic",
+)
 _loaded = False
 
 

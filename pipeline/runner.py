@@ -9,10 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loguru import logger
-
-from pipeline.errors import FatalWorkerError, JobFailure, StageTimeout
-from pipeline.stage import ItemError, ItemState, Pipeline, RunContext
-from pipeline.translate import translate
+from podfleet.pipeline.errors import FatalWorkerError, JobFailure, StageTimeout
+from podfleet.pipeline.stage import ItemError, ItemState, Pipeline, RunContext
+from podfleet.pipeline.translate import translate
 
 __all__ = ["PipelineRun", "load_records", "run_pipeline"]
 

@@ -13,10 +13,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
+from podfleet.pipeline.config import PipelineConfig
+from podfleet.pipeline.resources import WarmResources
 from pydantic import BaseModel
-
-from pipeline.config import PipelineConfig
-from pipeline.resources import WarmResources
 
 __all__ = ["ItemError", "ItemState", "Pipeline", "RunContext", "Stage"]
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
-from pipeline.errors import FatalWorkerError, PodfleetError, StageError, StageTimeout
+from podfleet.pipeline.errors import FatalWorkerError, PodfleetError, StageError, StageTimeout
 
 __all__ = ["translate"]
 

@@ -55,7 +55,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
         ):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
-    from handler.settings import load_settings
+    from podfleet.settings import load_settings
 
     load_settings.cache_clear()
     yield tmp_path
@@ -65,10 +65,9 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request, clean_env, monkeypatch):
     """DATABASE_URL set to a fresh SQLite file, then to the real PostgreSQL with empty tables."""
+    from podfleet.pipeline.store.db import dispose_engines
+    from podfleet.settings import load_settings
     from sqlalchemy import create_engine, text
-
-    from handler.settings import load_settings
-    from pipeline.store.db import dispose_engines
 
     if request.param == "sqlite":
         url = f"sqlite:///{clean_env / 'data' / 'podfleet.db'}"

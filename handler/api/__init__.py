@@ -1,7 +1,7 @@
 """The RunPod endpoint API client: async (`EndpointClient`) and blocking (`SyncEndpointClient`)."""
 
-from handler.api.client import EndpointClient, UpdateCallback
-from handler.api.errors import (
+from podfleet.api.client import EndpointClient, UpdateCallback
+from podfleet.api.errors import (
     ApiConnectionError,
     ApiError,
     ApiTimeout,
@@ -11,10 +11,10 @@ from handler.api.errors import (
     RateLimited,
     ServerError,
 )
-from handler.api.models import Health, JobState, JobStatus, Policy
-from handler.api.ratelimit import RUNPOD_LIMITS, OperationLimit, RateLimits
-from handler.api.retry import RetryPolicy
-from handler.api.sync import SyncEndpointClient
+from podfleet.api.models import Health, JobState, JobStatus, Policy
+from podfleet.api.ratelimit import RUNPOD_LIMITS, OperationLimit, RateLimits
+from podfleet.api.retry import RetryPolicy
+from podfleet.api.sync import SyncEndpointClient
 
 __all__ = [
     "RUNPOD_LIMITS",

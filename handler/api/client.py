@@ -2,7 +2,7 @@
 
 One `httpx.AsyncClient` per instance, with an injectable transport (`httpx.MockTransport`,
 `httpx.ASGITransport`), client-side rate limits per operation, retries with jittered exponential
-backoff on 429/5xx/connection errors, typed results and typed errors (`handler.api.errors`).
+backoff on 429/5xx/connection errors, typed results and typed errors (`podfleet.api.errors`).
 The API key is sent as `Authorization: Bearer`; it never appears in `repr`, logs or errors.
 
 Retrying `/run` after a 5xx can submit a job twice (the server may have accepted the first);
@@ -18,9 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import httpx
-from pydantic import SecretStr
-
-from handler.api.errors import (
+from podfleet.api.errors import (
     ApiConnectionError,
     ApiError,
     ApiTimeout,
@@ -28,10 +26,11 @@ from handler.api.errors import (
     ServerError,
     error_for_status,
 )
-from handler.api.models import Health, JobState, JobStatus, Policy
-from handler.api.ratelimit import RateLimits
-from handler.api.retry import RetryPolicy, call_with_retries
-from handler.settings import Settings
+from podfleet.api.models import Health, JobState, JobStatus, Policy
+from podfleet.api.ratelimit import RateLimits
+from podfleet.api.retry import RetryPolicy, call_with_retries
+from podfleet.settings import Settings
+from pydantic import SecretStr
 
 __all__ = ["EndpointClient", "UpdateCallback"]
 

@@ -10,9 +10,8 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from loguru import logger
+from podfleet.api.errors import ApiError, RateLimited
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
-
-from handler.api.errors import ApiError, RateLimited
 
 __all__ = ["RetryPolicy", "call_with_retries"]
 

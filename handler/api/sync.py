@@ -6,10 +6,10 @@ import asyncio
 from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
-from handler.api.client import EndpointClient, UpdateCallback
-from handler.api.errors import ApiError
-from handler.api.models import Health, JobState, Policy
-from handler.settings import Settings
+from podfleet.api.client import EndpointClient, UpdateCallback
+from podfleet.api.errors import ApiError
+from podfleet.api.models import Health, JobState, Policy
+from podfleet.settings import Settings
 
 __all__ = ["SyncEndpointClient"]
 

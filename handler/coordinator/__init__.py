@@ -7,20 +7,19 @@ import time
 from typing import Any
 
 from loguru import logger
-
-from handler.api import EndpointClient, Policy
-from handler.coordinator.chunks import Chunk, chunk_job, chunk_sizes, local_job
-from handler.coordinator.merge import ChunkResult, Merger
-from handler.coordinator.progress import ProgressPublisher
-from handler.coordinator.scheduler import Scheduler, SchedulerConfig
-from handler.coordinator.siblings import SiblingPool
-from handler.coordinator.stats import FanoutStats
-from handler.envelope import ParsedJob
-from handler.modes import effective_workers
-from handler.output import job_output
-from handler.settings import Settings
-from handler.worker import run_context
-from pipeline.runner import PipelineRun, load_records, run_pipeline
+from podfleet.api import EndpointClient, Policy
+from podfleet.coordinator.chunks import Chunk, chunk_job, chunk_sizes, local_job
+from podfleet.coordinator.merge import ChunkResult, Merger
+from podfleet.coordinator.progress import ProgressPublisher
+from podfleet.coordinator.scheduler import Scheduler, SchedulerConfig
+from podfleet.coordinator.siblings import SiblingPool
+from podfleet.coordinator.stats import FanoutStats
+from podfleet.envelope import ParsedJob
+from podfleet.modes import effective_workers
+from podfleet.output import job_output
+from podfleet.pipeline.runner import PipelineRun, load_records, run_pipeline
+from podfleet.settings import Settings
+from podfleet.worker import run_context
 
 __all__ = ["coordinate"]
 

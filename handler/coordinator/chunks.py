@@ -7,9 +7,8 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from podfleet.envelope import ParsedJob, SiblingInfo
 from pydantic import BaseModel
-
-from handler.envelope import ParsedJob, SiblingInfo
 
 __all__ = ["Chunk", "chunk_job", "chunk_sizes", "item_order", "local_job", "sibling_input"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from handler.coordinator.chunks import Chunk
-from pipeline.stage import ItemError
+from podfleet.coordinator.chunks import Chunk
+from podfleet.pipeline.stage import ItemError
 
 __all__ = ["ChunkResult", "MalformedOutput", "Merger", "parse_sibling_output"]
 

@@ -16,13 +16,12 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 
 from loguru import logger
-
-from handler.api import JobState, JobStatus
-from handler.coordinator.chunks import Chunk
-from handler.coordinator.merge import ChunkResult, MalformedOutput, Merger, parse_sibling_output
-from handler.coordinator.siblings import Sibling, SiblingPool
-from handler.coordinator.stats import FanoutStats
-from pipeline.errors import JobFailure
+from podfleet.api import JobState, JobStatus
+from podfleet.coordinator.chunks import Chunk
+from podfleet.coordinator.merge import ChunkResult, MalformedOutput, Merger, parse_sibling_output
+from podfleet.coordinator.siblings import Sibling, SiblingPool
+from podfleet.coordinator.stats import FanoutStats
+from podfleet.pipeline.errors import JobFailure
 
 __all__ = ["LocalRunner", "Scheduler", "SchedulerConfig"]
 

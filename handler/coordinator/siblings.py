@@ -8,11 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from loguru import logger
-
-from handler.api import ApiError, EndpointClient, JobState, JobStatus, Policy
-from handler.coordinator.chunks import Chunk, sibling_input
-from handler.coordinator.stats import FanoutStats
-from handler.envelope import ParsedJob
+from podfleet.api import ApiError, EndpointClient, JobState, JobStatus, Policy
+from podfleet.coordinator.chunks import Chunk, sibling_input
+from podfleet.coordinator.stats import FanoutStats
+from podfleet.envelope import ParsedJob
 
 __all__ = ["Sibling", "SiblingPool"]
 

@@ -5,12 +5,12 @@ in-process (ASGI transport, handler called directly): `async with run_in_process
 See docs/emulator.md.
 """
 
-from handler.emulator.app import create_app
-from handler.emulator.config import EmulatorConfig, FaultConfig
-from handler.emulator.inprocess import InProcessEmulator, run_in_process
-from handler.emulator.jobs import JobStatus
-from handler.emulator.runner import Emulator, run_emulator, serve_forever
-from handler.emulator.state import EndpointState
+from podfleet.emulator.app import create_app
+from podfleet.emulator.config import EmulatorConfig, FaultConfig
+from podfleet.emulator.inprocess import InProcessEmulator, run_in_process
+from podfleet.emulator.jobs import JobStatus
+from podfleet.emulator.runner import Emulator, run_emulator, serve_forever
+from podfleet.emulator.state import EndpointState
 
 __all__ = [
     "Emulator",

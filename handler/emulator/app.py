@@ -13,14 +13,13 @@ from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+from podfleet.emulator.jobs import RunRequest
+from podfleet.emulator.state import EndpointState, StateError
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-
-from handler.emulator.jobs import RunRequest
-from handler.emulator.state import EndpointState, StateError
 
 __all__ = ["create_app"]
 

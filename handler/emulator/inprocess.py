@@ -17,11 +17,10 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
-
-from handler.emulator.app import create_app
-from handler.emulator.config import EmulatorConfig, FaultConfig
-from handler.emulator.state import EndpointState
-from handler.emulator.workers import WorkerInfo
+from podfleet.emulator.app import create_app
+from podfleet.emulator.config import EmulatorConfig, FaultConfig
+from podfleet.emulator.state import EndpointState
+from podfleet.emulator.workers import WorkerInfo
 
 __all__ = ["InProcessEmulator", "run_in_process", "sdk_result"]
 

@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import IO
 
 from loguru import logger
-
-from handler.emulator.state import EndpointState
+from podfleet.emulator.state import EndpointState
 
 __all__ = ["WorkerPool", "worker_environment"]
 

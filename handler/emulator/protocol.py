@@ -11,12 +11,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
-
-from handler.emulator.jobs import JobRecord, JobStatus
-from handler.emulator.workers import Pulse, WorkerInfo
+from podfleet.emulator.jobs import JobRecord, JobStatus
+from podfleet.emulator.workers import Pulse, WorkerInfo
 
 if TYPE_CHECKING:
-    from handler.emulator.config import EmulatorConfig, FaultConfig
+    from podfleet.emulator.config import EmulatorConfig, FaultConfig
 
 __all__ = ["WorkerProtocol"]
 

@@ -21,11 +21,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import uvicorn
-
-from handler.emulator.app import create_app
-from handler.emulator.config import EmulatorConfig, FaultConfig
-from handler.emulator.pool import WorkerPool
-from handler.emulator.state import EndpointState
+from podfleet.emulator.app import create_app
+from podfleet.emulator.config import EmulatorConfig, FaultConfig
+from podfleet.emulator.pool import WorkerPool
+from podfleet.emulator.state import EndpointState
 
 __all__ = ["Emulator", "run_emulator", "serve_forever"]
 

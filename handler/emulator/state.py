@@ -17,11 +17,10 @@ from urllib.parse import urlsplit
 
 import httpx
 from loguru import logger
-
-from handler.emulator.config import EmulatorConfig
-from handler.emulator.jobs import FINAL, JobRecord, JobStatus, RunRequest
-from handler.emulator.protocol import WorkerProtocol
-from handler.emulator.workers import Pulse, WorkerInfo
+from podfleet.emulator.config import EmulatorConfig
+from podfleet.emulator.jobs import FINAL, JobRecord, JobStatus, RunRequest
+from podfleet.emulator.protocol import WorkerProtocol
+from podfleet.emulator.workers import Pulse, WorkerInfo
 
 __all__ = ["EndpointState", "StateError", "is_loopback_url"]
 

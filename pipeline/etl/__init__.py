@@ -1,5 +1,5 @@
 """Reusable extract/transform helpers (no browser, no model)."""
 
-from pipeline.etl.extract import ExtractedPage, clean_text, extract_page
+from podfleet.pipeline.etl.extract import ExtractedPage, clean_text, extract_page
 
 __all__ = ["ExtractedPage", "clean_text", "extract_page"]

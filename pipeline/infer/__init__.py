@@ -4,10 +4,10 @@ encoding across a whole job with out-of-memory back-off, and vector helpers.
 Importing this package never imports torch or sentence-transformers: they load when a model does.
 """
 
-from pipeline.infer.batching import EmbedStats, EncodeResult, encode_texts, plan_batches
-from pipeline.infer.encoder import Encoder, SentenceEncoder
-from pipeline.infer.errors import UnknownModelError, classify_failure
-from pipeline.infer.registry import (
+from podfleet.pipeline.infer.batching import EmbedStats, EncodeResult, encode_texts, plan_batches
+from podfleet.pipeline.infer.encoder import Encoder, SentenceEncoder
+from podfleet.pipeline.infer.errors import UnknownModelError, classify_failure
+from podfleet.pipeline.infer.registry import (
     DEFAULT_MODEL,
     ModelSpec,
     get_model,
@@ -16,8 +16,8 @@ from pipeline.infer.registry import (
     minilm_path,
     register_model,
 )
-from pipeline.infer.runtime import embed_texts, get_encoder, resolve_device, warm_up
-from pipeline.infer.vectors import centroid, cosine_matrix, near_duplicates
+from podfleet.pipeline.infer.runtime import embed_texts, get_encoder, resolve_device, warm_up
+from podfleet.pipeline.infer.vectors import centroid, cosine_matrix, near_duplicates
 
 __all__ = [
     "DEFAULT_MODEL",

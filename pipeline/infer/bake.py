@@ -12,10 +12,10 @@ import asyncio
 import sys
 import time
 
-from pipeline.config import InferConfig
-from pipeline.infer.registry import DEFAULT_MODEL, known_models
-from pipeline.infer.runtime import warm_up
-from pipeline.resources import WarmResources
+from podfleet.pipeline.config import InferConfig
+from podfleet.pipeline.infer.registry import DEFAULT_MODEL, known_models
+from podfleet.pipeline.infer.runtime import warm_up
+from podfleet.pipeline.resources import WarmResources
 
 __all__ = ["bake", "main"]
 

@@ -14,9 +14,8 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from pipeline.infer.encoder import Encoder
-from pipeline.infer.errors import classify_failure, fatal_from
+from podfleet.pipeline.infer.encoder import Encoder
+from podfleet.pipeline.infer.errors import classify_failure, fatal_from
 
 __all__ = [
     "EmbedStats",

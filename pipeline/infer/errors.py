@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pipeline.errors import FatalWorkerError, StageError
+from podfleet.pipeline.errors import FatalWorkerError, StageError
 
 __all__ = ["UnknownModelError", "classify_failure", "fatal_from"]
 

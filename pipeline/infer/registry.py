@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.infer.encoder import Encoder, SentenceEncoder
-from pipeline.infer.errors import UnknownModelError
+from podfleet.pipeline.infer.encoder import Encoder, SentenceEncoder
+from podfleet.pipeline.infer.errors import UnknownModelError
 
 __all__ = [
     "DEFAULT_MODEL",

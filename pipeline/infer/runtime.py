@@ -9,13 +9,12 @@ import threading
 import time
 
 from loguru import logger
-
-from pipeline.config import InferConfig
-from pipeline.errors import FatalWorkerError, PodfleetError, StageTimeout
-from pipeline.infer.batching import EncodeCancelled, EncodeResult, encode_texts
-from pipeline.infer.encoder import Encoder
-from pipeline.infer.registry import get_model
-from pipeline.resources import WarmResources
+from podfleet.pipeline.config import InferConfig
+from podfleet.pipeline.errors import FatalWorkerError, PodfleetError, StageTimeout
+from podfleet.pipeline.infer.batching import EncodeCancelled, EncodeResult, encode_texts
+from podfleet.pipeline.infer.encoder import Encoder
+from podfleet.pipeline.infer.registry import get_model
+from podfleet.pipeline.resources import WarmResources
 
 __all__ = [
     "embed_texts",

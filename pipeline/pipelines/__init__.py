@@ -1,1 +1,1 @@
-"""Built-in pipelines; each module registers itself with `pipeline.registry`."""
+"""Built-in pipelines; each module registers itself with `podfleet.pipeline.registry`."""

@@ -7,11 +7,10 @@ import os
 import time
 from typing import Any, Literal
 
+from podfleet.pipeline.errors import JobFailure
+from podfleet.pipeline.registry import register
+from podfleet.pipeline.stage import ItemState, Pipeline, RunContext
 from pydantic import BaseModel, ConfigDict, Field
-
-from pipeline.errors import JobFailure
-from pipeline.registry import register
-from pipeline.stage import ItemState, Pipeline, RunContext
 
 __all__ = ["SYNTHETIC", "SyntheticItem", "SyntheticOptions"]
 

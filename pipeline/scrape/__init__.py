@@ -12,16 +12,15 @@ import re
 import time
 
 from loguru import logger
-
-from pipeline.config import ScrapeConfig
-from pipeline.errors import FatalWorkerError
-from pipeline.resources import WarmResources
-from pipeline.scrape.browser import get_browser, relaunch_browser
-from pipeline.scrape.egress import EgressProxy
-from pipeline.scrape.guard import AddressGuard
-from pipeline.scrape.models import PageRequest, PageResult
-from pipeline.scrape.politeness import DomainGate, RobotsCache
-from pipeline.scrape.session import BrowserLost, ScrapeSession
+from podfleet.pipeline.config import ScrapeConfig
+from podfleet.pipeline.errors import FatalWorkerError
+from podfleet.pipeline.resources import WarmResources
+from podfleet.pipeline.scrape.browser import get_browser, relaunch_browser
+from podfleet.pipeline.scrape.egress import EgressProxy
+from podfleet.pipeline.scrape.guard import AddressGuard
+from podfleet.pipeline.scrape.models import PageRequest, PageResult
+from podfleet.pipeline.scrape.politeness import DomainGate, RobotsCache
+from podfleet.pipeline.scrape.session import BrowserLost, ScrapeSession
 
 __all__ = ["PageRequest", "PageResult", "default_concurrency", "fetch_pages"]
 

@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from loguru import logger
-
-from pipeline.config import ScrapeConfig
-from pipeline.errors import FatalWorkerError, StageError
-from pipeline.resources import WarmResources
+from podfleet.pipeline.config import ScrapeConfig
+from podfleet.pipeline.errors import FatalWorkerError, StageError
+from podfleet.pipeline.resources import WarmResources
 
 __all__ = [
     "LAUNCH_ARGS",

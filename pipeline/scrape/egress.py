@@ -19,8 +19,7 @@ import contextlib
 from urllib.parse import urlsplit
 
 from loguru import logger
-
-from pipeline.scrape.guard import AddressGuard
+from podfleet.pipeline.scrape.guard import AddressGuard
 
 __all__ = ["REFUSED_HEADER", "EgressProxy"]
 

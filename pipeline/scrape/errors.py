@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pipeline.scrape.guard import AddressGuard, host_of
+from podfleet.pipeline.scrape.guard import AddressGuard, host_of
 
 __all__ = ["Failure", "describe_failure"]
 

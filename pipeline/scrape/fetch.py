@@ -12,12 +12,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.config import ScrapeConfig
-from pipeline.scrape.egress import REFUSED_HEADER
-from pipeline.scrape.errors import describe_failure
-from pipeline.scrape.guard import AddressGuard, host_of
-from pipeline.scrape.models import PageRequest, PageResult
-from pipeline.scrape.politeness import parse_retry_after_s
+from podfleet.pipeline.config import ScrapeConfig
+from podfleet.pipeline.scrape.egress import REFUSED_HEADER
+from podfleet.pipeline.scrape.errors import describe_failure
+from podfleet.pipeline.scrape.guard import AddressGuard, host_of
+from podfleet.pipeline.scrape.models import PageRequest, PageResult
+from podfleet.pipeline.scrape.politeness import parse_retry_after_s
 
 __all__ = ["Attempt", "PageSlot", "fetch_once", "inline_url"]
 

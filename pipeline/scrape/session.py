@@ -8,14 +8,13 @@ import time
 from typing import Any
 
 from loguru import logger
-
-from pipeline.config import ScrapeConfig
-from pipeline.scrape.browser import WarmBrowser
-from pipeline.scrape.egress import EgressProxy
-from pipeline.scrape.fetch import Attempt, PageSlot, fetch_once
-from pipeline.scrape.guard import AddressGuard, host_of
-from pipeline.scrape.models import PageRequest, PageResult
-from pipeline.scrape.politeness import DomainGate, RobotsCache, backoff_s
+from podfleet.pipeline.config import ScrapeConfig
+from podfleet.pipeline.scrape.browser import WarmBrowser
+from podfleet.pipeline.scrape.egress import EgressProxy
+from podfleet.pipeline.scrape.fetch import Attempt, PageSlot, fetch_once
+from podfleet.pipeline.scrape.guard import AddressGuard, host_of
+from podfleet.pipeline.scrape.models import PageRequest, PageResult
+from podfleet.pipeline.scrape.politeness import DomainGate, RobotsCache, backoff_s
 
 __all__ = ["BLOCKED_TYPES", "BrowserLost", "ScrapeSession"]
 

@@ -6,10 +6,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from podfleet.pipeline.store.schema import metadata
 from sqlalchemy import Engine, Table, create_engine, event, make_url
 from sqlalchemy.engine import Connection
-
-from pipeline.store.schema import metadata
 
 __all__ = ["get_engine", "redact_url", "upsert"]
 

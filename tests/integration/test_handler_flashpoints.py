@@ -6,11 +6,10 @@ import copy
 import json
 
 import pytest
+from podfleet.entry import handler
+from podfleet.pipeline.store.schema import documents, flashpoints, runs
+from podfleet.settings import load_settings
 from sqlalchemy import create_engine, func, select
-
-from handler.entry import handler
-from handler.settings import load_settings
-from pipeline.store.schema import documents, flashpoints, runs
 
 
 @pytest.fixture

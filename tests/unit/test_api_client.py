@@ -9,8 +9,7 @@ import random
 
 import httpx
 import pytest
-
-from handler.api import (
+from podfleet.api import (
     ApiConnectionError,
     ApiTimeout,
     AuthError,

@@ -7,8 +7,7 @@ import asyncio
 import random
 
 import pytest
-
-from handler.api import (
+from podfleet.api import (
     AuthError,
     EndpointClient,
     JobNotFound,
@@ -16,7 +15,7 @@ from handler.api import (
     Policy,
     RetryPolicy,
 )
-from handler.emulator import EmulatorConfig, run_in_process
+from podfleet.emulator import EmulatorConfig, run_in_process
 
 
 async def echo(job: dict) -> dict:

@@ -9,16 +9,15 @@ import json
 
 import httpx
 import pytest
-
-from handler.api import EndpointClient, JobState, RetryPolicy
-from handler.coordinator import coordinate
-from handler.coordinator.chunks import chunk_job, chunk_sizes, sibling_input
-from handler.coordinator.merge import ChunkResult, Merger
-from handler.coordinator.siblings import Sibling
-from handler.entry import handler as real_handler
-from handler.envelope import parse_job
-from handler.modes import choose_mode
-from handler.settings import Settings
+from podfleet.api import EndpointClient, JobState, RetryPolicy
+from podfleet.coordinator import coordinate
+from podfleet.coordinator.chunks import chunk_job, chunk_sizes, sibling_input
+from podfleet.coordinator.merge import ChunkResult, Merger
+from podfleet.coordinator.siblings import Sibling
+from podfleet.entry import handler as real_handler
+from podfleet.envelope import parse_job
+from podfleet.modes import choose_mode
+from podfleet.settings import Settings
 
 
 class FakeQueue:
@@ -272,10 +271,10 @@ def test_guided_chunk_sizes_shrink_and_cover_every_item():
 
 def scheduler_of(parsed, chunks):
     """A scheduler over `chunks` with no client behind it (for its decisions alone)."""
-    from handler.api import Policy
-    from handler.coordinator.scheduler import Scheduler, SchedulerConfig
-    from handler.coordinator.siblings import SiblingPool
-    from handler.coordinator.stats import FanoutStats
+    from podfleet.api import Policy
+    from podfleet.coordinator.scheduler import Scheduler, SchedulerConfig
+    from podfleet.coordinator.siblings import SiblingPool
+    from podfleet.coordinator.stats import FanoutStats
 
     stats = FanoutStats(chunks=len(chunks))
     pool = SiblingPool(None, parsed, Policy(), stats, return_records=False, cleanup=False)

@@ -7,9 +7,8 @@ import datetime as dt
 import json
 
 import pytest
-
-from handler.envelope import parse_job
-from pipeline.errors import InputError
+from podfleet.envelope import parse_job
+from podfleet.pipeline.errors import InputError
 
 
 @pytest.fixture

@@ -5,11 +5,10 @@ from __future__ import annotations
 import io
 
 from loguru import logger
-
-from handler.logs import Redactor, configure_logging
-from handler.settings import Settings
-from pipeline.errors import FatalWorkerError, StageError, StageTimeout
-from pipeline.translate import translate
+from podfleet.logs import Redactor, configure_logging
+from podfleet.pipeline.errors import FatalWorkerError, StageError, StageTimeout
+from podfleet.pipeline.translate import translate
+from podfleet.settings import Settings
 
 
 def test_translate_maps_foreign_errors() -> None:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from pipeline.errors import FatalWorkerError
-from pipeline.infer import (
+from podfleet.pipeline.errors import FatalWorkerError
+from podfleet.pipeline.infer import (
     ModelSpec,
     UnknownModelError,
     centroid,
@@ -17,8 +16,8 @@ from pipeline.infer import (
     plan_batches,
     register_model,
 )
-from pipeline.infer.batching import split_windows
-from pipeline.infer.errors import fatal_from
+from podfleet.pipeline.infer.batching import split_windows
+from podfleet.pipeline.infer.errors import fatal_from
 
 
 def test_batches_are_longest_first_and_within_the_token_budget() -> None:

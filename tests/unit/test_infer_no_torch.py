@@ -14,19 +14,19 @@ HEAVY = ("torch", "sentence_transformers", "transformers")
 SCRIPT = r"""
 import importlib, importlib.util, json, sys
 job = json.loads(sys.argv[1])
-import handler.entry, handler.main, handler.fitness, handler.modes, handler.worker
+import podfleet.entry, handler.main, handler.fitness, handler.modes, handler.worker
 import pkgutil
-for name in ("handler.coordinator", "handler.api", "handler.cli"):
+for name in ("podfleet.coordinator", "podfleet.api", "podfleet.cli"):
     if importlib.util.find_spec(name) is not None:
         package = importlib.import_module(name)
         for info in pkgutil.iter_modules(getattr(package, "__path__", [])):
             importlib.import_module(f"{name}.{info.name}")  # every submodule, whatever they are
 import pipeline, pipeline.infer
-from pipeline.registry import get_pipeline, known_pipelines
-from handler.envelope import parse_job
-from handler.modes import choose_mode
-from handler.settings import load_settings
-from handler.fitness import register_checks
+from podfleet.pipeline.registry import get_pipeline, known_pipelines
+from podfleet.envelope import parse_job
+from podfleet.modes import choose_mode
+from podfleet.settings import load_settings
+from podfleet.fitness import register_checks
 flashpoints = get_pipeline("flashpoints")
 assert [s.name for s in flashpoints.stages][-1] == "embed"
 known_pipelines()

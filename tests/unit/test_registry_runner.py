@@ -5,9 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from pydantic import BaseModel
-
-from pipeline import (
+from podfleet.pipeline import (
     FatalWorkerError,
     InputError,
     Pipeline,
@@ -20,7 +18,8 @@ from pipeline import (
     register,
     run_pipeline,
 )
-from pipeline.registry import DuplicatePipelineError
+from podfleet.pipeline.registry import DuplicatePipelineError
+from pydantic import BaseModel
 
 
 class Item(BaseModel):

@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-
-from handler.settings import Settings, endpoint_id_from, load_settings
+from podfleet.settings import Settings, endpoint_id_from, load_settings
 
 
 def test_seed_defaults(clean_env) -> None:

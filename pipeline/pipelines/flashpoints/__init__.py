@@ -5,17 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline.pipelines.flashpoints.models import (
+from podfleet.pipeline.pipelines.flashpoints.models import (
     Flashpoint,
     FlashpointsOptions,
     FlashpointWork,
     SourceWork,
 )
-from pipeline.pipelines.flashpoints.stage_embed import EmbedStage
-from pipeline.pipelines.flashpoints.stages import ExtractStage, ScrapeStage, TransformStage
-from pipeline.pipelines.flashpoints.store import load_flashpoints
-from pipeline.registry import register
-from pipeline.stage import Pipeline, RunContext
+from podfleet.pipeline.pipelines.flashpoints.stage_embed import EmbedStage
+from podfleet.pipeline.pipelines.flashpoints.stages import ExtractStage, ScrapeStage, TransformStage
+from podfleet.pipeline.pipelines.flashpoints.store import load_flashpoints
+from podfleet.pipeline.registry import register
+from podfleet.pipeline.stage import Pipeline, RunContext
 
 __all__ = ["FLASHPOINTS", "Flashpoint", "FlashpointsOptions"]
 

@@ -5,18 +5,17 @@ model in ONE batched pass. Then, per flashpoint: relevance = cosine(document, fl
 a document whose cosine with an earlier source reaches NEAR_DUPLICATE_THRESHOLD points at it
 (`near_duplicate_of`); the centroid is the normalised mean of the document vectors.
 
-`pipeline.infer` is imported inside `run`, so importing the pipeline stays light (no numpy, no
-torch) for coordinator jobs.
+`podfleet.pipeline.infer` is imported inside `run`, so importing the pipeline stays light (no
+numpy, no torch) for coordinator jobs.
 """
 
 from __future__ import annotations
 
 from loguru import logger
-
-from pipeline.errors import StageTimeout
-from pipeline.pipelines.flashpoints.models import FlashpointWork, SourceWork
-from pipeline.pipelines.flashpoints.stages import fail_items_without_sources
-from pipeline.stage import ItemState, RunContext
+from podfleet.pipeline.errors import StageTimeout
+from podfleet.pipeline.pipelines.flashpoints.models import FlashpointWork, SourceWork
+from podfleet.pipeline.pipelines.flashpoints.stages import fail_items_without_sources
+from podfleet.pipeline.stage import ItemState, RunContext
 
 __all__ = ["EmbedStage", "document_text"]
 
@@ -34,8 +33,7 @@ class EmbedStage:
         if not getattr(ctx.options, "embed", True):
             return
         import numpy as np
-
-        from pipeline.infer import centroid, embed_texts, near_duplicates
+        from podfleet.pipeline.infer import centroid, embed_texts, near_duplicates
 
         docs: list[SourceWork] = [s for st in items for s in st.work.live_sources]
         texts = [document_text(s) for s in docs] + [st.work.item.title for st in items]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 
-from pipeline.etl.extract import clean_text, extract_page
-from pipeline.pipelines.flashpoints.models import FlashpointWork, SourceWork
-from pipeline.stage import ItemState, RunContext
+from podfleet.pipeline.etl.extract import clean_text, extract_page
+from podfleet.pipeline.pipelines.flashpoints.models import FlashpointWork, SourceWork
+from podfleet.pipeline.stage import ItemState, RunContext
 
 __all__ = ["ExtractStage", "ScrapeStage", "TransformStage", "fail_items_without_sources"]
 
@@ -28,7 +28,7 @@ class ScrapeStage:
     name = "scrape"
 
     async def run(self, items: list[ItemState[FlashpointWork]], ctx: RunContext) -> None:
-        from pipeline.scrape import PageRequest, fetch_pages
+        from podfleet.pipeline.scrape import PageRequest, fetch_pages
 
         sources: list[SourceWork] = [s for st in items for s in st.work.sources if s.ok]
         requests = [PageRequest(url=s.url, html=s.inline_html) for s in sources]

@@ -7,11 +7,10 @@ from array import array
 from typing import Any
 
 from loguru import logger
+from podfleet.pipeline.stage import RunContext
+from podfleet.pipeline.store.db import get_engine, redact_url, upsert
+from podfleet.pipeline.store.schema import documents, flashpoints, runs
 from sqlalchemy import delete
-
-from pipeline.stage import RunContext
-from pipeline.store.db import get_engine, redact_url, upsert
-from pipeline.store.schema import documents, flashpoints, runs
 
 __all__ = ["bytes_to_vector", "load_flashpoints", "vector_to_bytes"]
 

@@ -12,4 +12,4 @@ REPO = Path(__file__).resolve().parents[3]
 def podfleet_cmd() -> list[str]:
     """The installed console script, else the module (same code)."""
     exe = shutil.which("podfleet")
-    return [exe] if exe else [sys.executable, "-m", "handler.cli"]
+    return [exe] if exe else [sys.executable, "-m", "podfleet.cli"]

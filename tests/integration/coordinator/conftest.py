@@ -11,15 +11,14 @@ from typing import Any
 
 import pytest
 from fanout_helpers import client_for
-
-from handler.api import JobState
+from podfleet.api import JobState
 
 
 @pytest.fixture(scope="session")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """4 emulated workers; a job whose worker dies is failed (no re-queue), so the coordinator's
     own retry is what saves it."""
-    from handler.emulator import EmulatorConfig, run_emulator
+    from podfleet.emulator import EmulatorConfig, run_emulator
 
     home = tmp_path_factory.mktemp("fleet")
     db_url = f"sqlite:///{home}/fleet.db"

@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-
-from handler.api import RetryPolicy, SyncEndpointClient
+from podfleet.api import RetryPolicy, SyncEndpointClient
 
 REPO = Path(__file__).resolve().parents[3]
 VOLATILE_COLUMNS = {"job_id", "updated_at"}  # which job wrote a row, and when: differ by design

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.emulator
 
 @pytest.fixture(scope="module")
 def short_deadline_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from handler.emulator import EmulatorConfig, run_emulator
+    from podfleet.emulator import EmulatorConfig, run_emulator
 
     home = tmp_path_factory.mktemp("deadline")
     cfg = EmulatorConfig(

@@ -6,13 +6,12 @@ import asyncio
 
 import pytest
 from fanout_helpers import assert_close, flashpoints_input, table_rows
-
-from handler.api import EndpointClient, RetryPolicy
-from handler.coordinator import coordinate
-from handler.envelope import parse_job
-from handler.settings import Settings, load_settings
-from handler.worker import RESOURCES, run_worker
-from pipeline.store.db import dispose_engines
+from podfleet.api import EndpointClient, RetryPolicy
+from podfleet.coordinator import coordinate
+from podfleet.envelope import parse_job
+from podfleet.pipeline.store.db import dispose_engines
+from podfleet.settings import Settings, load_settings
+from podfleet.worker import RESOURCES, run_worker
 
 pytestmark = [pytest.mark.emulator, pytest.mark.model, pytest.mark.chromium]
 
@@ -92,8 +91,8 @@ async def test_coordinator_load_mode_stores_the_same_rows(
 async def _load_mode_run(
     payload: dict, local_reference: tuple[dict, str], fan_url: str, monkeypatch
 ) -> None:
-    from handler.emulator import EmulatorConfig, run_in_process
-    from handler.entry import handler as real_handler
+    from podfleet.emulator import EmulatorConfig, run_in_process
+    from podfleet.entry import handler as real_handler
 
     local, local_url = local_reference
     await seed_stale_flashpoint(fan_url)

@@ -6,8 +6,8 @@ import sys
 from collections.abc import Iterator
 
 import pytest
+from podfleet.emulator import Emulator, run_emulator
 
-from handler.emulator import Emulator, run_emulator
 from tests.integration.emulator.helpers import FIXTURE_HANDLERS, config
 
 

@@ -6,8 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
-from handler.emulator import EmulatorConfig
+from podfleet.emulator import EmulatorConfig
 
 __all__ = ["API_KEY", "FIXTURE_HANDLERS", "client_for", "config", "synthetic"]
 

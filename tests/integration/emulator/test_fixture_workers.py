@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from podfleet.emulator import run_emulator
 
-from handler.emulator import run_emulator
 from tests.integration.emulator.helpers import FIXTURE_HANDLERS, client_for, config
 
 pytestmark = pytest.mark.emulator

@@ -6,8 +6,7 @@ import asyncio
 import json
 
 import pytest
-
-from handler.emulator import EmulatorConfig, FaultConfig, run_in_process
+from podfleet.emulator import EmulatorConfig, FaultConfig, run_in_process
 
 pytestmark = pytest.mark.emulator
 

@@ -120,14 +120,32 @@ def cmd_env(repo_root: Path, db_path: Path) -> dict[str, str]:
 
 
 _STAGED_RUNNER = """\
-import os, runpy, sys
+import importlib.util, os, runpy, sys, tomllib
 # Hide the host's editable install of podfleet: the staged copy must import its own code only.
 sys.meta_path[:] = [
     f for f in sys.meta_path if not getattr(f, "__module__", "").startswith("__editable__")
 ]
 script = sys.argv.pop(1)
 sys.argv[0] = script
-sys.path[0] = os.path.dirname(os.path.abspath(script))
+here = os.path.dirname(os.path.abspath(script))
+sys.path[0] = here
+# The image installs the staged copy (`pip install -e .` in its code layer); apply the same
+# package-dir mapping from the staged pyproject.toml, pointing at the staged files only.
+pyproject = os.path.join(here, "pyproject.toml")
+if os.path.exists(pyproject):
+    with open(pyproject, "rb") as f:
+        mapping = tomllib.load(f)["tool"]["setuptools"]["package-dir"]
+    class StagedFinder:
+        @staticmethod
+        def find_spec(name, path=None, target=None):
+            if name not in mapping:
+                return None
+            directory = os.path.join(here, mapping[name])
+            return importlib.util.spec_from_file_location(
+                name, os.path.join(directory, "__init__.py"),
+                submodule_search_locations=[directory],
+            )
+    sys.meta_path.insert(0, StagedFinder)
 runpy.run_path(script, run_name="__main__")
 """
 

@@ -6,8 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from pipeline.infer import DEFAULT_MODEL, Encoder, get_model
+from podfleet.pipeline.infer import DEFAULT_MODEL, Encoder, get_model
 
 _REPO = str(Path(__file__).resolve().parents[3])
 if _REPO not in sys.path:  # `pytest` (not `python -m pytest`) leaves the repo root off the path

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from pipeline.config import InferConfig
-from pipeline.infer import embed_texts, encode_texts
-from pipeline.resources import WarmResources
+from podfleet.pipeline.config import InferConfig
+from podfleet.pipeline.infer import embed_texts, encode_texts
+from podfleet.pipeline.resources import WarmResources
 
 pytestmark = pytest.mark.model
 
@@ -118,8 +117,7 @@ async def test_bf16_weights_stay_close_to_fp32(minilm) -> None:
 
 def test_token_budget_follows_the_device_unless_set() -> None:
     import torch
-
-    from pipeline.infer.runtime import token_budget_for
+    from podfleet.pipeline.infer.runtime import token_budget_for
 
     threads = torch.get_num_threads()
     assert token_budget_for(InferConfig(), "cpu") == min(16384, max(2048, 2048 * threads))

@@ -7,10 +7,9 @@ import asyncio
 
 import numpy as np
 import pytest
-
-from pipeline.config import InferConfig
-from pipeline.errors import FatalWorkerError, StageTimeout
-from pipeline.infer import UnknownModelError, embed_texts, encode_texts
+from podfleet.pipeline.config import InferConfig
+from podfleet.pipeline.errors import FatalWorkerError, StageTimeout
+from podfleet.pipeline.infer import UnknownModelError, embed_texts, encode_texts
 
 pytestmark = pytest.mark.model
 
@@ -25,7 +24,7 @@ def model(name: str, **kw) -> InferConfig:
 
 
 async def test_oom_on_big_batches_ends_in_smaller_batches_and_same_vectors(minilm) -> None:
-    from pipeline.resources import WarmResources
+    from podfleet.pipeline.resources import WarmResources
 
     reference = encode_texts(minilm, TEXTS, 65536)
     assert reference.stats.largest_batch > 8  # without the fixture, batches are big
@@ -44,7 +43,7 @@ async def test_oom_on_big_batches_ends_in_smaller_batches_and_same_vectors(minil
 
 
 async def test_a_window_that_never_fits_fails_only_its_text(minilm) -> None:
-    from pipeline.resources import WarmResources
+    from podfleet.pipeline.resources import WarmResources
 
     texts = [*TEXTS[:6], "this page is poison to the GPU", *TEXTS[6:12]]
     resources = WarmResources()
@@ -59,7 +58,7 @@ async def test_a_window_that_never_fits_fails_only_its_text(minilm) -> None:
 
 
 async def test_cuda_fault_is_fatal_and_drops_the_model() -> None:
-    from pipeline.resources import WarmResources
+    from podfleet.pipeline.resources import WarmResources
 
     resources = WarmResources()
     with pytest.raises(FatalWorkerError, match="CUDA fault"):
@@ -69,7 +68,7 @@ async def test_cuda_fault_is_fatal_and_drops_the_model() -> None:
 
 
 async def test_gpu_timeout_fails_retryably_and_stops_the_model_thread() -> None:
-    from pipeline.resources import WarmResources
+    from podfleet.pipeline.resources import WarmResources
 
     resources = WarmResources()
     config = model("slow_batches", token_budget=64)  # one row per batch: 12 batches of 0.5 s
@@ -86,7 +85,7 @@ async def test_gpu_timeout_fails_retryably_and_stops_the_model_thread() -> None:
 
 
 async def test_unknown_model_names_the_setting() -> None:
-    from pipeline.resources import WarmResources
+    from podfleet.pipeline.resources import WarmResources
 
     with pytest.raises(UnknownModelError, match=r"MODEL_NAME.*all-MiniLM-L6-v2") as caught:
         await embed_texts(["x"], model("no-such-model"), WarmResources())
@@ -96,7 +95,7 @@ async def test_unknown_model_names_the_setting() -> None:
 async def test_cancelling_the_job_stops_the_model_thread() -> None:
     """RunPod's job-stop (or the job deadline) cancels the task: the thread stops at the next batch
     instead of computing the rest (12 batches of 0.5 s) while holding the model."""
-    from pipeline.resources import WarmResources
+    from podfleet.pipeline.resources import WarmResources
 
     resources = WarmResources()
     config = model("slow_batches", token_budget=64)

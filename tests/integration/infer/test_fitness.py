@@ -10,19 +10,18 @@ import subprocess
 import sys
 
 import pytest
-
-from handler.fitness import register_checks
-from handler.settings import Settings
+from podfleet.fitness import register_checks
+from podfleet.settings import Settings
 
 pytestmark = pytest.mark.model
 
 RUN_CHECKS = r"""
 import asyncio, json, sys
-from handler.fitness import register_checks
+from podfleet.fitness import register_checks
 from runpod.serverless.modules.rp_fitness import run_fitness_checks
 names = register_checks()
 asyncio.run(run_fitness_checks())
-from handler.worker import RESOURCES
+from podfleet.worker import RESOURCES
 heavy = [m for m in ("torch", "sentence_transformers") if m in sys.modules]
 print(json.dumps({"names": names, "created": RESOURCES.created, "heavy": heavy}))
 """

@@ -1,4 +1,4 @@
-"""The flashpoints job in-process through `handler.entry.handler` with the real model: scores and
+"""The flashpoints job in-process through `podfleet.entry.handler` with the real model: scores and
 near-duplicate flags in the output, vectors and scores in SQLite and PostgreSQL, a warm model
 across jobs, `embed`/`return_vectors` options, and model failures as the job sees them."""
 
@@ -10,12 +10,11 @@ from array import array
 
 import numpy as np
 import pytest
+from podfleet.entry import handler
+from podfleet.pipeline.store.schema import documents, flashpoints
+from podfleet.settings import load_settings
+from podfleet.worker import RESOURCES
 from sqlalchemy import create_engine, select
-
-from handler.entry import handler
-from handler.settings import load_settings
-from handler.worker import RESOURCES
-from pipeline.store.schema import documents, flashpoints
 
 pytestmark = pytest.mark.model
 

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-
-from pipeline.config import ScrapeConfig
-from pipeline.resources import WarmResources
+from podfleet.pipeline.config import ScrapeConfig
+from podfleet.pipeline.resources import WarmResources
 
 _REPO = str(Path(__file__).resolve().parents[3])
 if _REPO not in sys.path:  # `pytest` (not `python -m pytest`) leaves the repo root off the path

@@ -4,9 +4,9 @@ retried, bounded and capped — counted on the server side where it matters."""
 from __future__ import annotations
 
 import pytest
+from podfleet.pipeline.resources import WarmResources
+from podfleet.pipeline.scrape import PageRequest, fetch_pages
 
-from pipeline.resources import WarmResources
-from pipeline.scrape import PageRequest, fetch_pages
 from tests.fixtures.site import HITS, PEAK
 
 pytestmark = [pytest.mark.chromium, pytest.mark.asyncio(loop_scope="session")]

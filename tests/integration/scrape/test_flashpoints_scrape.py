@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
-
-from handler.entry import handler
-from handler.settings import load_settings
-from handler.worker import RESOURCES
-from pipeline.scrape.browser import RESOURCE_NAME
-from pipeline.store.db import dispose_engines
+from podfleet.entry import handler
+from podfleet.pipeline.scrape.browser import RESOURCE_NAME
+from podfleet.pipeline.store.db import dispose_engines
+from podfleet.settings import load_settings
+from podfleet.worker import RESOURCES
 
 pytestmark = [pytest.mark.chromium, pytest.mark.asyncio(loop_scope="session")]
 

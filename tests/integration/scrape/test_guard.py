@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from pipeline.scrape.guard import AddressGuard
+from podfleet.pipeline.scrape.guard import AddressGuard
 
 
 @pytest.mark.parametrize(

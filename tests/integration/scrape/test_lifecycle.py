@@ -8,11 +8,10 @@ import contextlib
 
 import psutil
 import pytest
-
-from pipeline.errors import FatalWorkerError, StageError
-from pipeline.resources import WarmResources
-from pipeline.scrape import PageRequest, fetch_pages
-from pipeline.scrape.browser import RESOURCE_NAME
+from podfleet.pipeline.errors import FatalWorkerError, StageError
+from podfleet.pipeline.resources import WarmResources
+from podfleet.pipeline.scrape import PageRequest, fetch_pages
+from podfleet.pipeline.scrape.browser import RESOURCE_NAME
 
 pytestmark = [pytest.mark.chromium, pytest.mark.asyncio(loop_scope="session")]
 
