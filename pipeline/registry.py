@@ -5,9 +5,16 @@ from __future__ import annotations
 import importlib
 
 from podfleet.pipeline.errors import InputError
+from podfleet.pipeline.resources import Resource
 from podfleet.pipeline.stage import Pipeline
 
-__all__ = ["DuplicatePipelineError", "get_pipeline", "known_pipelines", "register"]
+__all__ = [
+    "DuplicatePipelineError",
+    "get_pipeline",
+    "known_pipelines",
+    "register",
+    "required_resources",
+]
 
 _PIPELINES: dict[str, Pipeline] = {}
 # Modules that register the built-in pipelines; imported on first lookup so that importing the
@@ -50,3 +57,12 @@ def get_pipeline(name: str) -> Pipeline:
     except KeyError:
         known = ", ".join(sorted(_PIPELINES))
         raise InputError("pipeline", f"unknown pipeline {name!r}; known: {known}") from None
+
+
+def required_resources() -> frozenset[Resource]:
+    """The union of the warm resources the registered pipelines declare."""
+    _load_builtins()
+    out: frozenset[Resource] = frozenset()
+    for pipeline in _PIPELINES.values():
+        out |= pipeline.resources
+    return out

@@ -8,14 +8,40 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from loguru import logger
 
-__all__ = ["WarmResources"]
+__all__ = ["Resource", "WarmResources", "resource_set"]
 
 T = TypeVar("T")
+
+
+class Resource(StrEnum):
+    """A warm resource a pipeline declares it needs (`Pipeline.resources`).
+
+    A worker prepares at start-up (fitness check) only what its registered pipelines declare.
+    """
+
+    BROWSER = "browser"  # a Chromium for Playwright
+    MODEL = "model"  # the embedding model (torch)
+    DATABASE = "database"  # a SQLAlchemy engine on DATABASE_URL
+
+
+def resource_set(values: Iterable[Resource | str]) -> frozenset[Resource]:
+    """Normalise `{"model", Resource.BROWSER}` to a frozenset of `Resource`; unknown names fail."""
+    if isinstance(values, str):  # a bare "model" would otherwise iterate over its letters
+        values = (values,)
+    out: set[Resource] = set()
+    for value in values:
+        try:
+            out.add(Resource(value))
+        except ValueError:
+            known = ", ".join(r.value for r in Resource)
+            raise ValueError(f"unknown resource {value!r}; expected one of: {known}") from None
+    return frozenset(out)
 
 
 class WarmResources:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from podfleet.pipeline.config import PipelineConfig
-from podfleet.pipeline.resources import WarmResources
+from podfleet.pipeline.resources import Resource, WarmResources, resource_set
 from pydantic import BaseModel
 
 __all__ = ["ItemError", "ItemState", "Pipeline", "RunContext", "Stage"]
@@ -93,7 +93,11 @@ class Pipeline(Generic[W]):
     - `finish(work, ctx)` returns the item's public result (JSON-able);
     - `record(work)` returns what `load` stores (JSON-able, may hold vectors); siblings return it
       when the coordinator does the loading, so the rows are the same either way;
-    - `load(records, ctx)` writes the records of the live items and returns stats (idempotent).
+    - `load(records, ctx)` writes the records of the live items and returns stats (idempotent);
+    - `resources`: the warm resources its stages use (`Resource.BROWSER`, `MODEL`, `DATABASE`, or
+      their names); a worker's start-up check prepares only what its registered pipelines declare;
+    - `settings_model`: the pipeline's own `pydantic_settings.BaseSettings` (its own `env_prefix`),
+      read once per process by `pipeline.settings()`.
     """
 
     name: str
@@ -106,3 +110,8 @@ class Pipeline(Generic[W]):
     load: Callable[[list[dict[str, Any]], RunContext], Any] | None = None
     item_id: Callable[[Any], str] = lambda item: str(item.id)
     description: str = ""
+    resources: frozenset[Resource] = frozenset()
+    settings_model: type[BaseModel] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "resources", resource_set(self.resources))

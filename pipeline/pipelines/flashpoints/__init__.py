@@ -15,6 +15,7 @@ from podfleet.pipeline.pipelines.flashpoints.stage_embed import EmbedStage
 from podfleet.pipeline.pipelines.flashpoints.stages import ExtractStage, ScrapeStage, TransformStage
 from podfleet.pipeline.pipelines.flashpoints.store import load_flashpoints
 from podfleet.pipeline.registry import register
+from podfleet.pipeline.resources import Resource
 from podfleet.pipeline.stage import Pipeline, RunContext
 
 __all__ = ["FLASHPOINTS", "Flashpoint", "FlashpointsOptions"]
@@ -100,5 +101,6 @@ FLASHPOINTS = register(
         record=record,
         load=load_flashpoints,
         description="scrape → extract → transform → embed/score → store",
+        resources=frozenset({Resource.BROWSER, Resource.MODEL, Resource.DATABASE}),
     )
 )
