@@ -69,6 +69,13 @@ class Settings(BaseSettings):
     wait_timeout_s: float = Field(300, gt=0, description="Client wait() default timeout.")
     wait_interval_s: float = Field(5, gt=0, description="Client wait() default poll interval.")
 
+    # --- framework: pipelines -------------------------------------------------------------
+    podfleet_pipelines: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Modules (comma-separated, `module` or `module:attr`) holding pipelines to "
+        "register, besides entry points (group podfleet.pipelines); see docs/pipelines.md.",
+    )
+
     # --- framework: coordinator -----------------------------------------------------------
     chunk_size: int = Field(0, ge=0, description="Items per sibling job; 0 = from items/workers.")
     chunk_order: Literal["interleaved", "contiguous"] = Field(
@@ -130,7 +137,7 @@ class Settings(BaseSettings):
         "false for an endpoint that only coordinates.",
     )
 
-    @field_validator("scrape_allow_hosts", mode="before")
+    @field_validator("scrape_allow_hosts", "podfleet_pipelines", mode="before")
     @classmethod
     def _split_hosts(cls, value: object) -> object:
         if isinstance(value, str):

@@ -41,6 +41,8 @@ async def run_pipeline(
 
     `FatalWorkerError` is not contained: it means the process is unfit and propagates.
     """
+    if ctx.settings is None:
+        ctx.settings = pipeline.settings()  # the pipeline's own (prefixed) environment settings
     states: list[ItemState] = []
     timings: dict[str, float] = {}
     t0 = time.perf_counter()

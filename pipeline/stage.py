@@ -15,9 +15,17 @@ from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from podfleet.pipeline.config import PipelineConfig
 from podfleet.pipeline.resources import Resource, WarmResources, resource_set
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-__all__ = ["ItemError", "ItemState", "Pipeline", "RunContext", "Stage"]
+__all__ = [
+    "ItemError",
+    "ItemState",
+    "Pipeline",
+    "PipelineSettingsError",
+    "RunContext",
+    "Stage",
+    "clear_settings_cache",
+]
 
 W = TypeVar("W")
 
@@ -72,6 +80,7 @@ class RunContext:
     deadline_monotonic: float = field(default_factory=lambda: time.monotonic() + 7200)
     worker_id: str = "local"
     attempt: int = 0  # 0 on the first run of this work; a coordinator's retry counts up
+    settings: BaseModel | None = None  # the pipeline's own settings (`Pipeline.settings()`)
 
     def remaining_s(self) -> float:
         return max(0.0, self.deadline_monotonic - time.monotonic())
@@ -115,3 +124,42 @@ class Pipeline(Generic[W]):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "resources", resource_set(self.resources))
+        if self.settings_model is not None and not (
+            isinstance(self.settings_model, type) and issubclass(self.settings_model, BaseModel)
+        ):
+            raise TypeError(
+                f"pipeline {self.name!r}: settings_model must be a pydantic-settings "
+                f"BaseSettings class, got {self.settings_model!r}"
+            )
+
+    def settings(self) -> BaseModel | None:
+        """This pipeline's settings, read from the environment on the first call (never at
+        import) and kept for the process; None without a `settings_model`."""
+        if self.settings_model is None:
+            return None
+        key = (self.name, id(self))
+        if key not in _SETTINGS:
+            try:
+                _SETTINGS[key] = self.settings_model()
+            except ValidationError as exc:
+                prefix = str(self.settings_model.model_config.get("env_prefix", ""))
+                parts = [
+                    f"{(prefix + '_'.join(str(p) for p in e['loc'])).upper()}: {e['msg']}"
+                    for e in exc.errors(include_url=False)
+                ]
+                raise PipelineSettingsError(
+                    f"pipeline {self.name!r}: invalid settings: " + "; ".join(parts)
+                ) from None
+        return _SETTINGS[key]
+
+
+class PipelineSettingsError(ValueError):
+    """A pipeline's environment settings do not validate (names the variables)."""
+
+
+_SETTINGS: dict[tuple[str, int], BaseModel] = {}
+
+
+def clear_settings_cache() -> None:
+    """Forget every pipeline's settings (tests that change the environment)."""
+    _SETTINGS.clear()

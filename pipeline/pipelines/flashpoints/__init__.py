@@ -11,6 +11,7 @@ from podfleet.pipeline.pipelines.flashpoints.models import (
     FlashpointWork,
     SourceWork,
 )
+from podfleet.pipeline.pipelines.flashpoints.settings import FlashpointsSettings
 from podfleet.pipeline.pipelines.flashpoints.stage_embed import EmbedStage
 from podfleet.pipeline.pipelines.flashpoints.stages import ExtractStage, ScrapeStage, TransformStage
 from podfleet.pipeline.pipelines.flashpoints.store import load_flashpoints
@@ -18,7 +19,7 @@ from podfleet.pipeline.registry import register
 from podfleet.pipeline.resources import Resource
 from podfleet.pipeline.stage import Pipeline, RunContext
 
-__all__ = ["FLASHPOINTS", "Flashpoint", "FlashpointsOptions"]
+__all__ = ["FLASHPOINTS", "Flashpoint", "FlashpointsOptions", "FlashpointsSettings"]
 
 
 def start(item: Flashpoint, ctx: RunContext) -> FlashpointWork:
@@ -102,5 +103,6 @@ FLASHPOINTS = register(
         load=load_flashpoints,
         description="scrape → extract → transform → embed/score → store",
         resources=frozenset({Resource.BROWSER, Resource.MODEL, Resource.DATABASE}),
+        settings_model=FlashpointsSettings,
     )
 )

@@ -36,10 +36,21 @@ class Flashpoint(_Strict):
 
 
 class FlashpointsOptions(_Strict):
-    min_words: int = Field(20, ge=0, description="A source with fewer words of main text fails.")
+    min_words: int = Field(
+        default_factory=lambda: _settings_default("min_words"),
+        ge=0,
+        description="A source with fewer words of main text fails (default FLASHPOINTS_MIN_WORDS).",
+    )
     return_text: bool = Field(False, description="Put each document's text in the output.")
     return_vectors: bool = Field(False, description="Put each document's embedding in the output.")
     embed: bool = Field(True, description="Run the inference stage (embed, score, dedupe).")
+
+
+def _settings_default(name: str) -> Any:
+    """A job's option left out takes the deployment's FLASHPOINTS_* setting."""
+    from podfleet.pipeline.pipelines.flashpoints import FLASHPOINTS  # at validation, not import
+
+    return getattr(FLASHPOINTS.settings(), name)
 
 
 @dataclass
