@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     api_timeout_s: float = Field(30, gt=0, description="Timeout of one API request.")
     api_max_retries: int = Field(5, ge=0, description="Retries on 429/5xx/connection errors.")
     wait_timeout_s: float = Field(300, gt=0, description="Client wait() default timeout.")
+    runpod_webhook_get_job: str | None = Field(
+        None, description="Set by RunPod: the job-take URL; set, the SDK runs its job loop."
+    )
     wait_interval_s: float = Field(5, gt=0, description="Client wait() default poll interval.")
 
     # --- framework: pipelines -------------------------------------------------------------
@@ -75,6 +78,13 @@ class Settings(BaseSettings):
         description="Modules (comma-separated, `module` or `module:attr`) holding pipelines to "
         "register, besides entry points (group podfleet.pipelines); see docs/pipelines.md.",
     )
+    # --- framework: the worker loop --------------------------------------------------------
+    worker_loop: Literal["stock", "prompt"] = Field(
+        "stock",
+        description="prompt = take the next job as soon as a slot frees (the SDK's stock loop "
+        "waits up to 1 s); verified on runpod 1.12.0, stock on any other version.",
+    )
+
 
     # --- framework: coordinator -----------------------------------------------------------
     chunk_size: int = Field(0, ge=0, description="Items per sibling job; 0 = from items/workers.")
