@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from loguru import logger
-from podfleet.envelope import parse_job
+from podfleet.envelope import parse_job, with_sibling_policy
 from podfleet.modes import choose_mode
 from podfleet.output import error_output
 from podfleet.pipeline.errors import FatalWorkerError, InputError, JobFailure
@@ -23,7 +23,7 @@ async def handler(job: dict[str, Any]) -> dict[str, Any]:
     with logger.contextualize(job_id=job_id):
         t0 = time.perf_counter()
         try:
-            parsed = parse_job(job)
+            parsed = with_sibling_policy(parse_job(job), settings.load_mode)
             mode = choose_mode(parsed, settings)
             logger.info(
                 "job started: pipeline={} mode={} items={}",

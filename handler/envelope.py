@@ -2,13 +2,20 @@
 
 Nothing below this module touches `job["input"][...]`. Validation is strict (JSON semantics: a
 string is not an int, "yes" is not a bool), unknown fields are rejected, and every error names the
-field by its dotted path (`items.2.sources.0.url`) and says what was expected.
+field by its dotted path (`items.2.sources.0.url`) and says what was expected. Before the models
+see it, the input is walked once (iteratively, linear in its size) for what JSON cannot carry or
+the models would misreport: lone surrogates, NaN/Infinity, integers beyond 64 bits, nesting deeper
+than `MAX_DEPTH`, non-string keys, non-JSON types. Values quoted in an error are bounded.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
+import math
+import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -17,7 +24,23 @@ from podfleet.pipeline.registry import get_pipeline
 from podfleet.pipeline.stage import Pipeline
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-__all__ = ["JobEnvelope", "ParsedJob", "SiblingInfo", "format_validation_error", "parse_job"]
+__all__ = [
+    "MAX_DEPTH",
+    "JobEnvelope",
+    "ParsedJob",
+    "SiblingInfo",
+    "check_json_value",
+    "format_validation_error",
+    "parse_job",
+    "with_sibling_policy",
+]
+
+MAX_DEPTH = 32  # objects/arrays nested in a job's input; ours need 4
+MAX_INT_BITS = 63
+MAX_PART_CHARS = 64  # one field-path segment as quoted in an error
+MAX_DETAIL_CHARS = 300  # one error's message
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class SiblingInfo(BaseModel):
@@ -28,6 +51,8 @@ class SiblingInfo(BaseModel):
     chunk: int = Field(ge=0)
     attempt: int = Field(0, ge=0)
     key: str = Field(min_length=1, description="Idempotency key: parent id + chunk index.")
+    # Sent by coordinators, but a worker decides from its own LOAD_MODE (the endpoint's, which
+    # its coordinator shares): `with_sibling_policy`. A client cannot make a sibling skip its load.
     return_records: bool = Field(False, description="Return load records; do not load.")
     # Sent by coordinators before chunks were interleaved; still accepted (and ignored) so that
     # an old coordinator's siblings run on new workers during a rolling update.
@@ -38,7 +63,7 @@ class JobEnvelope(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     mode: Literal["auto", "coordinator", "worker"] = "auto"
-    pipeline: str = Field("flashpoints", min_length=1)
+    pipeline: str = Field("flashpoints", min_length=1, max_length=200)
     items: list[dict[str, Any]] = Field(min_length=1)
     date: dt.date = Field(default_factory=lambda: dt.datetime.now(dt.UTC).date())
     trigger: Literal["manual", "schedule", "api"] = "manual"
@@ -68,22 +93,83 @@ def _expected(err: dict[str, Any]) -> str:
     return ""
 
 
+def _part(part: Any) -> str:
+    """One segment of a field path, printable and bounded."""
+    if isinstance(part, int):
+        return str(part)
+    text = str(part)
+    if _PLAIN_KEY.fullmatch(text):
+        return text
+    quoted = ascii(text)
+    return quoted if len(quoted) <= MAX_PART_CHARS else quoted[: MAX_PART_CHARS - 4] + "...'"
+
+
+def _path(parts: tuple[Any, ...] | list[Any], prefix: str = "") -> str:
+    return ".".join(p for p in (prefix, *(_part(x) for x in parts)) if p != "")
+
+
+def _shorten(text: str, limit: int = MAX_DETAIL_CHARS) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"
+
+
 def format_validation_error(exc: ValidationError, prefix: str = "") -> InputError:
     """One InputError naming the first failing field, with up to two more listed."""
     parts = []
     first_field = ""
-    for err in exc.errors(include_url=False)[:3]:
-        loc = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
+    for err in exc.errors(include_url=False, include_input=False)[:3]:
+        loc = _path(err["loc"], prefix)
         first_field = first_field or loc
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown field"
         elif err["type"] == "missing":
             msg = "field required"
-        parts.append(f"{loc or '<input>'}: {msg}{_expected(err)}")
+        parts.append(f"{loc or 'input'}: {_shorten(msg)}{_expected(err)}")
     more = exc.error_count() - len(parts)
     text = "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
-    return InputError(first_field, f"invalid input: {text}")
+    return InputError(first_field or prefix or "input", f"invalid input: {text}")
+
+
+def _bad(path: tuple[Any, ...], prefix: str, what: str) -> InputError:
+    field = _path(path, prefix) or "input"
+    return InputError(field, f"invalid input: {field}: {what}")
+
+
+def check_json_value(data: Any, prefix: str = "") -> None:
+    """Raise InputError (naming the field) unless `data` is plain JSON our models can judge:
+    str without lone surrogates, finite floats, ints within 64 bits, bool, None, str-keyed dicts
+    and lists nested at most MAX_DEPTH deep. Iterative and linear in the size of `data`."""
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(data, ())]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, str):
+            if bad := _SURROGATE.search(value):
+                code = f"U+{ord(bad.group()):04X}"
+                raise _bad(path, prefix, f"expected valid Unicode, got a lone surrogate {code}")
+        elif value is None or isinstance(value, bool):
+            continue
+        elif isinstance(value, int):
+            if value.bit_length() > MAX_INT_BITS:
+                raise _bad(path, prefix, "expected an integer within 64 bits")
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise _bad(path, prefix, f"expected a finite number, got {value}")
+        elif isinstance(value, dict | list | tuple):
+            if len(path) >= MAX_DEPTH:
+                raise _bad(path, prefix, f"nested deeper than {MAX_DEPTH} levels")
+            if isinstance(value, dict):
+                children = []
+                for key, child in value.items():
+                    if not isinstance(key, str):
+                        raise _bad(path, prefix, f"expected string keys, got {type(key).__name__}")
+                    if _SURROGATE.search(key):
+                        raise _bad((*path, key), prefix, "expected a valid Unicode field name")
+                    children.append((child, (*path, key)))
+            else:
+                children = [(child, (*path, i)) for i, child in enumerate(value)]
+            stack.extend(reversed(children))  # report the first bad value in input order
+        else:
+            raise _bad(path, prefix, f"expected a JSON value, got {type(value).__name__}")
 
 
 def _validate(model: type[BaseModel], data: Any, prefix: str = "") -> Any:
@@ -103,14 +189,40 @@ def parse_job(job: Any) -> ParsedJob:
     if not isinstance(raw, dict):
         got = "nothing" if raw is None else type(raw).__name__
         raise InputError("input", f"invalid input: expected an object, got {got}")
+    check_json_value(raw)
     envelope: JobEnvelope = _validate(JobEnvelope, raw)
+    if envelope.sibling is not None and envelope.mode != "worker":
+        raise InputError(
+            "sibling",
+            f"invalid input: sibling: set only by a coordinator on its mode 'worker' jobs, "
+            f"got mode {envelope.mode!r}",
+        )
     pipeline = get_pipeline(envelope.pipeline)
     items = [
         _validate(pipeline.item_model, item, f"items.{i}") for i, item in enumerate(envelope.items)
     ]
     ids = [pipeline.item_id(item) for item in items]
-    if len(set(ids)) != len(ids):
-        dup = next(i for i in ids if ids.count(i) > 1)
-        raise InputError("items", f"invalid input: items: duplicate item id {dup!r}")
+    counts = Counter(ids)
+    if len(counts) != len(ids):
+        dup = next(i for i in ids if counts[i] > 1)
+        raise InputError(
+            "items", f"invalid input: items: duplicate item id {_shorten(repr(dup), 100)}"
+        )
     options = _validate(pipeline.options_model, envelope.options, "options")
     return ParsedJob(job_id, envelope, pipeline, items, options)
+
+
+def with_sibling_policy(parsed: ParsedJob, load_mode: str) -> ParsedJob:
+    """The job as this worker runs it: a sibling returns its records instead of loading them
+    exactly when the endpoint's LOAD_MODE (shared with its coordinator) says the coordinator
+    loads, whatever its input says; a client cannot make a sibling skip its load."""
+    sibling = parsed.envelope.sibling
+    if sibling is None:
+        return parsed
+    wanted = load_mode == "coordinator"
+    if sibling.return_records == wanted:
+        return parsed
+    env = parsed.envelope.model_copy(
+        update={"sibling": sibling.model_copy(update={"return_records": wanted})}
+    )
+    return dataclasses.replace(parsed, envelope=env)

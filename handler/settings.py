@@ -35,7 +35,13 @@ class Settings(BaseSettings):
     """Environment variables, by name (case-insensitive). Seeds' names and defaults kept."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        # A validation error never echoes what was given: the inputs hold the API key and the
+        # database password. Errors still name the variable and say what was expected.
+        hide_input_in_errors=True,
     )
 
     # --- the seeds' variables -------------------------------------------------------------
@@ -154,12 +160,16 @@ class Settings(BaseSettings):
             return [h.strip() for h in value.split(",") if h.strip()]
         return value
 
+    @field_validator("runpod_endpoint_id", "runpod_endpoint")
+    @classmethod
+    def _endpoint_id(cls, value: str | None) -> str | None:
+        # Per field, so that an error names the variable (a model-level error names none).
+        return None if value is None else endpoint_id_from(value)
+
     @model_validator(mode="after")
     def _one_endpoint(self) -> Settings:
         if self.runpod_endpoint and not self.runpod_endpoint_id:
-            self.runpod_endpoint_id = endpoint_id_from(self.runpod_endpoint)
-        elif self.runpod_endpoint_id:
-            self.runpod_endpoint_id = endpoint_id_from(self.runpod_endpoint_id)
+            self.runpod_endpoint_id = self.runpod_endpoint
         return self
 
     @property

@@ -17,7 +17,7 @@ __all__ = ["SYNTHETIC", "SyntheticItem", "SyntheticOptions"]
 
 class SyntheticItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    id: str = Field(min_length=1)
+    id: str = Field(min_length=1, max_length=200)
     duration_s: float = Field(0.0, ge=0, le=3600, description="How long the item takes.")
     busy: bool = Field(False, description="Burn CPU for duration_s instead of sleeping.")
     fail: Literal["item", "retryable"] | None = Field(None, description="Fail this item.")

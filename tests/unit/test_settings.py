@@ -64,3 +64,24 @@ def test_readme_table_matches_settings(repo_root) -> None:
     fields = {name.upper() for name in Settings.model_fields}
     assert documented - fields == set(), "README documents variables the settings lack"
     assert fields - documented == set(), "settings the README does not document"
+
+
+def test_a_settings_error_prints_no_part_of_a_secret(clean_env, monkeypatch) -> None:
+    """Defect 12: a bad RUNPOD_ENDPOINT_ID printed the key's first characters and the
+    DATABASE_URL's tail (password included) as the error's input value."""
+    monkeypatch.setenv("RUNPOD_ENDPOINT_ID", "bad/id")
+    monkeypatch.setenv("RUNPOD_API_KEY", "rpa_ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://user:hunter2pass@db.internal:5432/x")
+    with pytest.raises(ValueError) as info:
+        Settings()
+    text = str(info.value) + repr(info.value)
+    assert "runpod_endpoint_id" in text and "bad/id" in text  # names the variable and value
+    for fragment in ("rpa_", "ABCDEF", "hunter2", "pass@", "db.internal"):
+        assert fragment not in text, fragment
+
+
+def test_no_settings_error_echoes_its_input(clean_env, monkeypatch) -> None:
+    monkeypatch.setenv("API_MAX_RETRIES", "rpa_looks_like_a_key")  # a key pasted in the wrong place
+    with pytest.raises(ValueError) as info:
+        Settings()
+    assert "api_max_retries" in str(info.value) and "rpa_looks" not in str(info.value)

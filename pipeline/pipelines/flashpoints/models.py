@@ -3,35 +3,41 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 __all__ = ["Flashpoint", "FlashpointWork", "FlashpointsOptions", "Source", "SourceWork"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid")
+
+
+# Text fields are stripped of surrounding whitespace; ids are not (they come back exactly as
+# given, and "a" and "a " are two items).
+_Stripped = Annotated[str, StringConstraints(strip_whitespace=True)]
 
 
 class Source(_Strict):
     """A page to read: `{url}` to fetch, or `{html, url?}` when the caller already holds it."""
 
-    url: str | None = Field(None, min_length=1, max_length=8192)
-    html: str | None = Field(None, min_length=1)
+    url: _Stripped | None = Field(None, min_length=1, max_length=8192)
+    html: _Stripped | None = Field(None, min_length=1)
 
     @model_validator(mode="after")
     def _url_or_html(self) -> Source:
         if self.url is None and self.html is None:
             raise ValueError("a source needs `url` or `html`")
         if self.url is not None and "://" not in self.url:
-            raise ValueError(f"url must be absolute (scheme://host/...), got {self.url!r}")
+            shown = self.url if len(self.url) <= 100 else f"{self.url[:100]}..."
+            raise ValueError(f"url must be absolute (scheme://host/...), got {shown!r}")
         return self
 
 
 class Flashpoint(_Strict):
     id: str = Field(min_length=1, max_length=200)
-    title: str = Field(min_length=1, max_length=1000)
+    title: _Stripped = Field(min_length=1, max_length=1000)
     sources: list[Source] = Field(min_length=1, max_length=500)
 
 
