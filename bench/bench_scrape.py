@@ -372,7 +372,8 @@ async def main() -> None:
     logging.getLogger("crawlee").setLevel(logging.WARNING)
     os.environ.setdefault("CRAWLEE_STORAGE_DIR", tempfile.mkdtemp(prefix="crawlee-"))
 
-    config = ScrapeConfig(executable_path=args.chromium, allow_hosts=tuple(hosts))
+    # the site moves to a free port per scenario: its loopback hosts on every port
+    config = ScrapeConfig(executable_path=args.chromium, allow_hosts=tuple(f"{h}:*" for h in hosts))
     if args.per_domain_concurrency is not None:
         config = config.model_copy(update={"per_domain_concurrency": args.per_domain_concurrency})
     if args.concurrency is not None:

@@ -13,11 +13,11 @@ import time
 
 from loguru import logger
 from podfleet.pipeline.config import ScrapeConfig
-from podfleet.pipeline.errors import FatalWorkerError
+from podfleet.pipeline.errors import FatalWorkerError, StageError
 from podfleet.pipeline.resources import WarmResources
 from podfleet.pipeline.scrape.browser import get_browser, relaunch_browser
 from podfleet.pipeline.scrape.egress import EgressProxy
-from podfleet.pipeline.scrape.guard import AddressGuard
+from podfleet.pipeline.scrape.guard import AddressGuard, Resolver
 from podfleet.pipeline.scrape.models import PageRequest, PageResult
 from podfleet.pipeline.scrape.politeness import DomainGate, RobotsCache
 from podfleet.pipeline.scrape.session import BrowserLost, ScrapeSession
@@ -77,20 +77,29 @@ async def fetch_pages(
     resources: WarmResources,
     *,
     budget_s: float | None = None,
+    resolver: Resolver | None = None,
 ) -> list[PageResult]:
     """One result per request, same order; a failing page fails only its own result.
+
+    `resolver` replaces the system's name resolution for the address checks (tests; a
+    deployment with its own DNS policy). Every connection goes to addresses it returned.
 
     Raises `FatalWorkerError` when the browser crashes again after one relaunch.
     """
     t0 = time.monotonic()
     deadline = t0 + _budget_s(config, budget_s)
     results: list[PageResult | None] = [None] * len(requests)
-    guard = AddressGuard(config.allow_hosts)
+    try:
+        guard = AddressGuard(config.allow_hosts, resolver)
+    except ValueError as exc:  # a malformed SCRAPE_ALLOW_HOSTS entry: every page would fail
+        raise StageError(str(exc)) from exc
     pending: list[int] = []
     for i, req in enumerate(requests):
         if req.html is None and req.url is None:
             results[i] = PageResult(error="a source needs a url or html")
-        elif req.html is None and (refusal := guard.scheme_refusal(req.url or "")):
+        elif req.url is not None and (refusal := guard.scheme_refusal(req.url)):
+            # inline HTML too: its url is the page's address (chrome://, data:, file: would
+            # make Chromium render its own page or a local file instead of the HTML)
             results[i] = PageResult(url=req.url, error=refusal)
         elif req.html is not None and not _ACTIVE_HTML.search(req.html):
             results[i] = _static_inline(req, config.max_page_bytes)

@@ -28,11 +28,12 @@ def site():
 
 
 @pytest.fixture
-def config(chromium_path: str) -> ScrapeConfig:
-    """Short budgets so the misbehaving pages finish fast; the fixture host allowed explicitly."""
+def config(chromium_path: str, site) -> ScrapeConfig:
+    """Short budgets so the misbehaving pages finish fast; the fixture site's port allowed
+    explicitly (every other loopback port stays refused)."""
     return ScrapeConfig(
         executable_path=chromium_path,
-        allow_hosts=("127.0.0.1",),
+        allow_hosts=(f"127.0.0.1:{site.port}",),
         concurrency=6,
         navigation_timeout_s=4,
         render_timeout_s=3,

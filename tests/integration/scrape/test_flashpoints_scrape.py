@@ -13,9 +13,9 @@ pytestmark = [pytest.mark.chromium, pytest.mark.asyncio(loop_scope="session")]
 
 
 @pytest.fixture
-def env(clean_env, monkeypatch, chromium_path):
+def env(clean_env, monkeypatch, chromium_path, site):
     monkeypatch.setenv("CHROMIUM_PATH", chromium_path)
-    monkeypatch.setenv("SCRAPE_ALLOW_HOSTS", "127.0.0.1")
+    monkeypatch.setenv("SCRAPE_ALLOW_HOSTS", f"127.0.0.1:{site.port}")
     monkeypatch.setenv("NAVIGATION_TIMEOUT_S", "5")
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{clean_env / 'x.db'}")
     load_settings.cache_clear()
