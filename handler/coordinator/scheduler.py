@@ -27,6 +27,9 @@ __all__ = ["LocalRunner", "Scheduler", "SchedulerConfig"]
 
 LocalRunner = Callable[[Chunk, float], Awaitable[ChunkResult]]  # (chunk, seconds left) → result
 STATUS_BUDGET_PER_S = 100.0  # status polls per second we allow ourselves: half of RunPod's 200
+# Failed status rounds in a row after which, submissions having stopped, the siblings still in
+# flight are given up for lost and their chunks run here.
+STATUS_FAILS_TO_GIVE_UP = 3
 
 
 class SchedulerConfig:
@@ -77,6 +80,7 @@ class Scheduler:
         self.local_chunk: Chunk | None = None
         self.cap = config.workers  # siblings allowed in flight; lowered while none get picked up
         self.deadline_hit = False
+        self._submissions_stopped = False
         self._changed = asyncio.Event()
         self._rng = random.Random()
 
@@ -109,7 +113,10 @@ class Scheduler:
         if chunk.index in self.merger.finished:
             return
         chunk.last_error = reason
-        if chunk.attempt >= self.cfg.max_retries:
+        stopped = self.pool.breaker.stopped
+        if stopped and chunk.siblings_only:  # a sibling failed on it; none can take it again
+            reason = f"{reason}; not retried: submissions stopped ({stopped})"
+        if chunk.attempt >= self.cfg.max_retries or (stopped and chunk.siblings_only):
             logger.error("chunk {} failed for good: {}", chunk.index, reason)
             self.stats.chunks_failed += 1
             self.merger.fail(
@@ -133,16 +140,39 @@ class Scheduler:
 
     async def _fill(self) -> None:
         now = time.monotonic()
+        breaker = self.pool.breaker
+        if not breaker.allows(now):
+            return
+        limit = min(self.cap, len(self.pool) + breaker.batch_limit(self.cap))
         batch = []
-        while len(self.pool) + len(batch) < self.cap:
+        while len(self.pool) + len(batch) < limit:
             chunk = self._next_pending(now)
             if chunk is None:
                 break
             batch.append(chunk)
-        if batch:
-            for chunk in reversed(await self.pool.submit(batch)):
-                chunk.not_before_s = time.monotonic() + 1.0
-                self.pending.appendleft(chunk)  # the local runner may take it meanwhile
+        if not batch:
+            return
+        failed, refused = await self.pool.submit(batch)
+        for chunk in reversed(failed):
+            chunk.not_before_s = time.monotonic() + 1.0
+            self.pending.appendleft(chunk)  # the local runner may take it meanwhile
+        for chunk in refused:  # the API refused this payload: only this process can run it
+            self.take_back.append(chunk)
+        if breaker.stopped:
+            self._stop_submitting(breaker.stopped)
+        self._poke()
+
+    def _stop_submitting(self, reason: str) -> None:
+        """No more siblings: chunks a sibling already failed on (or, with no local runner, all
+        pending ones) fail now; the rest run here."""
+        if self._submissions_stopped:
+            return
+        self._submissions_stopped = True
+        for chunk in list(self.pending):
+            if chunk.siblings_only or not self.cfg.run_local:
+                self.pending.remove(chunk)
+                chunk.siblings_only = True
+                self._retry(chunk, chunk.last_error or "not run")
 
     def _ended(self, sib: Sibling, state: JobState | None) -> None:
         chunk = sib.chunk
@@ -167,6 +197,8 @@ class Scheduler:
     async def _poll(self) -> None:
         for sib, state in await self.pool.poll():
             self._ended(sib, state)
+        if self.pool.breaker.stopped and self.pool.status_fail_streak >= STATUS_FAILS_TO_GIVE_UP:
+            await self._give_up_in_flight()
         if any(s.picked_up for s in self.pool.in_flight.values()):
             self.cap = self.cfg.workers
         for sib in self.pool.queued(self.cfg.pickup_timeout_s):
@@ -181,6 +213,19 @@ class Scheduler:
         self.take_back.append(sib.chunk)
         self._poke()
         await self.pool.cancel([sib.job_id])
+
+    async def _give_up_in_flight(self) -> None:
+        """The API answers nothing any more: run the chunks of the siblings in flight here."""
+        sibs = list(self.pool.in_flight.values())
+        if not sibs:
+            return
+        logger.warning("the API no longer answers: running {} siblings' chunks here", len(sibs))
+        for sib in sibs:
+            self.pool.forget(sib)
+            self.stats.taken_back += 1
+            self.take_back.append(sib.chunk)
+        self._poke()
+        await self.pool.cancel([s.job_id for s in sibs])
 
     # --- the local runner -----------------------------------------------------------------
     def _steal_age_s(self) -> float:

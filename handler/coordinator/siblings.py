@@ -1,4 +1,5 @@
-"""The coordinator's in-flight sibling jobs: submit, poll in paced batches, cancel."""
+"""The coordinator's in-flight sibling jobs: submit, poll in paced batches, cancel; and the
+breaker that stops submitting to an endpoint that refuses every submission."""
 
 from __future__ import annotations
 
@@ -8,14 +9,89 @@ from dataclasses import dataclass
 from typing import Any
 
 from loguru import logger
-from podfleet.api import ApiError, EndpointClient, JobState, JobStatus, Policy
+from podfleet.api import (
+    ApiError,
+    ApiTimeout,
+    AuthError,
+    BadRequest,
+    EndpointClient,
+    JobState,
+    JobStatus,
+    Policy,
+)
 from podfleet.coordinator.chunks import Chunk, sibling_input
 from podfleet.coordinator.stats import FanoutStats
 from podfleet.envelope import ParsedJob
 
-__all__ = ["Sibling", "SiblingPool"]
+__all__ = ["Sibling", "SiblingPool", "SubmitBreaker"]
 
 CANCEL_TIMEOUT_S = 15.0
+SUBMIT_TIMEOUT_S = 30.0  # one /run, its client-side retries included
+
+
+class SubmitBreaker:
+    """Whether the coordinator still submits siblings.
+
+    A 401/403 stops submissions for the rest of the job at once (a wrong key does not get
+    better). `threshold` consecutive failed submissions (each already retried by the client)
+    open the breaker for a cool-down (doubling), during which the coordinator works alone; after
+    it, one probe at a time; a success closes it. After `max_opens` openings without a success
+    submissions stop for good. Either way the job falls back to local work in bounded time
+    instead of resubmitting the same chunks every second."""
+
+    def __init__(
+        self,
+        *,
+        threshold: int = 3,
+        cooldown_s: float = 5.0,
+        max_cooldown_s: float = 60.0,
+        max_opens: int = 3,
+    ):
+        self.threshold = threshold
+        self.cooldown_s = cooldown_s
+        self.max_cooldown_s = max_cooldown_s
+        self.max_opens = max_opens
+        self.failures = 0  # consecutive
+        self.opens = 0  # since the last success
+        self.open_until_s = 0.0
+        self.stopped = ""  # why submissions stopped for good; "" while they may go on
+
+    def allows(self, now_s: float) -> bool:
+        return not self.stopped and now_s >= self.open_until_s
+
+    def batch_limit(self, cap: int) -> int:
+        """Submissions allowed in the next round: one probe while recovering."""
+        return 1 if self.opens else cap
+
+    def record(self, reply: JobState | ApiError, now_s: float) -> None:
+        if self.stopped:
+            return
+        if isinstance(reply, AuthError):
+            self.stopped = f"the API refused our key ({reply}); fix RUNPOD_API_KEY"
+            logger.error("submissions stopped, working alone: {}", self.stopped)
+            return
+        if not isinstance(reply, ApiError):
+            if self.opens:
+                logger.info("endpoint accepts submissions again")
+            self.failures = self.opens = 0
+            return
+        if isinstance(reply, BadRequest):
+            return  # about this payload, not the endpoint
+        self.failures += 1
+        if self.failures < self.threshold:
+            return
+        self.opens += 1
+        self.failures = self.threshold - 1  # the next failure (a probe's) opens it again
+        if self.opens >= self.max_opens:
+            self.stopped = (
+                f"the endpoint refused {self.threshold + self.opens - 1} submissions in a row "
+                f"(last: {reply})"
+            )
+            logger.error("submissions stopped, working alone: {}", self.stopped)
+            return
+        wait_s = min(self.max_cooldown_s, self.cooldown_s * 2 ** (self.opens - 1))
+        self.open_until_s = now_s + wait_s
+        logger.warning("endpoint refuses submissions; none for {:.0f} s: {}", wait_s, reply)
 
 
 @dataclass
@@ -42,14 +118,19 @@ class SiblingPool:
         *,
         return_records: bool,
         cleanup: bool,
+        breaker: SubmitBreaker | None = None,
+        submit_timeout_s: float = SUBMIT_TIMEOUT_S,
     ):
         self.client = client
+        self.breaker = breaker or SubmitBreaker()
+        self.submit_timeout_s = submit_timeout_s
         self.parsed = parsed
         self.policy = policy
         self.stats = stats
         self.return_records = return_records
         self.cleanup = cleanup
         self.in_flight: dict[str, Sibling] = {}
+        self.status_fail_streak = 0  # status rounds in a row that failed
 
     def __len__(self) -> int:
         return len(self.in_flight)
@@ -57,28 +138,44 @@ class SiblingPool:
     def chunk_in_flight(self, chunk: Chunk) -> bool:
         return any(s.chunk is chunk for s in self.in_flight.values())
 
-    async def submit(self, chunks: list[Chunk]) -> list[Chunk]:
-        """Submit one sibling per chunk (concurrently); returns the chunks that could not be."""
+    async def _run_one(self, payload: dict[str, Any]) -> JobState | ApiError:
+        try:
+            async with asyncio.timeout(self.submit_timeout_s):
+                return await self.client.run(payload, policy=self.policy)
+        except ApiError as exc:
+            return exc
+        except TimeoutError:
+            return ApiTimeout(
+                f"run: no answer within {self.submit_timeout_s:g} s (retries included)",
+                operation="run",
+            )
+
+    async def submit(self, chunks: list[Chunk]) -> tuple[list[Chunk], list[Chunk]]:
+        """Submit one sibling per chunk (concurrently, each bounded in time). Returns the chunks
+        that could not be submitted: (worth another try, refused for their payload)."""
         payloads = [
             sibling_input(self.parsed, c, return_records=self.return_records, cleanup=self.cleanup)
             for c in chunks
         ]
-        replies = await self.client.submit_many(
-            payloads, concurrency=max(1, len(payloads)), policy=self.policy
-        )
-        failed = []
+        replies = await asyncio.gather(*(self._run_one(p) for p in payloads))
+        failed, refused = [], []
         now = time.monotonic()
         for chunk, reply in zip(chunks, replies, strict=True):
-            if isinstance(reply, ApiError) or not reply.id:
+            if not isinstance(reply, ApiError) and not reply.id:
+                reply = ApiError("run: the reply has no job id", operation="run")
+            self.breaker.record(reply, now)
+            if isinstance(reply, ApiError):
                 self.stats.submit_errors += 1
                 logger.warning("chunk {}: submit failed: {}", chunk.index, reply)
-                failed.append(chunk)
+                (refused if isinstance(reply, BadRequest) else failed).append(chunk)
                 continue
             self.in_flight[reply.id] = Sibling(reply.id, chunk, now, reply.status)
             self.stats.siblings_submitted += 1
             logger.debug("chunk {} attempt {} → sibling {}", chunk.index, chunk.attempt, reply.id)
         self.stats.max_in_flight = max(self.stats.max_in_flight, len(self.in_flight))
-        return failed
+        if self.breaker.stopped:
+            self.stats.submissions_stopped = self.breaker.stopped
+        return failed, refused
 
     async def poll(self) -> list[tuple[Sibling, JobState | None]]:
         """One status round over every sibling in flight (paced by the client's rate limits).
@@ -91,8 +188,10 @@ class SiblingPool:
             states = await self.client.status_many(ids)
         except ApiError as exc:
             self.stats.status_errors += 1
+            self.status_fail_streak += 1
             logger.warning("status round failed, will retry: {}", exc)
             return []
+        self.status_fail_streak = 0
         ended: list[tuple[Sibling, JobState | None]] = []
         for job_id, state in states.items():
             sib = self.in_flight.get(job_id)

@@ -24,6 +24,7 @@ class FanoutStats:
     chunks_failed: int = 0  # chunks whose items were reported failed after the last retry
     submit_errors: int = 0  # /run calls that failed after the client's own retries
     status_errors: int = 0  # status rounds that failed after the client's own retries
+    submissions_stopped: str | None = None  # why the coordinator stopped submitting (401, ...)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
