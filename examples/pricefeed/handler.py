@@ -1,0 +1,3 @@
+from podfleet import serve
+
+serve()
