@@ -3,14 +3,23 @@
 The browser lives in `WarmResources` under the name `"browser"` as a `WarmBrowser` (Playwright's
 driver plus the Browser). It is bound to the event loop that launched it: a caller on another
 loop (a new test loop, say) gets a fresh one.
+
+Chromium is launched on a fresh profile of ours (`launch_persistent_context`) so that the profile
+can carry preferences no command-line flag sets in a full (new-headless) Chromium: WebRTC may not
+send UDP past the proxy (`webrtc.ip_handling_policy = disable_non_proxied_udp`, so ICE gathers no
+host or STUN candidates and TURN goes over TCP through the egress proxy, which checks it), and no
+network prediction. Jobs never use that profile's own context (it is offline); each call opens an
+off-the-record context on the same browser, which inherits these preferences.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +31,7 @@ from podfleet.pipeline.resources import WarmResources
 
 __all__ = [
     "LAUNCH_ARGS",
+    "PROFILE_PREFERENCES",
     "RESOURCE_NAME",
     "WarmBrowser",
     "find_executable",
@@ -42,7 +52,19 @@ LAUNCH_ARGS = (
     "--disable-extensions",
     "--disable-default-apps",
     "--mute-audio",
+    # No UDP from pages: QUIC is off above; WebRTC by the profile's preference (see module doc),
+    # and by this switch in builds that read it (headless shell, content shell).
+    "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
+    "--dns-prefetch-disable",
+    "--disable-domain-reliability",
+    "--no-pings",
 )
+# Written to the fresh profile's Default/Preferences before launch.
+PROFILE_PREFERENCES = {
+    "webrtc": {"ip_handling_policy": "disable_non_proxied_udp"},
+    "net": {"network_prediction_options": 2},  # never preconnect or prefetch
+    "dns_prefetching": {"enabled": False},
+}
 _SYSTEM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 _LAUNCH_TIMEOUT_MS = 60_000
 
@@ -55,6 +77,8 @@ class WarmBrowser:
     loop: asyncio.AbstractEventLoop
     driver_pid: int | None = None
     disconnected: asyncio.Event = field(default_factory=asyncio.Event)
+    profile_dir: str | None = None
+    default_context: Any = None  # the profile's own context: offline, never used for jobs
 
     @property
     def healthy(self) -> bool:
@@ -72,6 +96,11 @@ class WarmBrowser:
             await asyncio.wait_for(self.browser.close(), 10)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.playwright.stop(), 10)
+        self._remove_profile()
+
+    def _remove_profile(self) -> None:
+        if self.profile_dir:
+            shutil.rmtree(self.profile_dir, ignore_errors=True)
 
     def kill(self) -> None:
         """End the driver and its browser processes without the (unusable) Playwright client."""
@@ -86,6 +115,7 @@ class WarmBrowser:
                 with contextlib.suppress(psutil.Error):
                     proc.kill()
             psutil.wait_procs(procs, timeout=5)
+        self._remove_profile()
 
     def browser_pids(self) -> list[int]:
         """Chromium's processes (for memory accounting and crash tests)."""
@@ -156,8 +186,10 @@ async def _launch(config: ScrapeConfig) -> WarmBrowser:
         before = _child_pids()
         pw = await async_playwright().start()
         new_children = sorted(_child_pids() - before)
+        profile = _new_profile()
         try:
-            browser = await pw.chromium.launch(
+            default_context = await pw.chromium.launch_persistent_context(
+                profile,
                 executable_path=executable,
                 headless=True,
                 args=list(LAUNCH_ARGS),
@@ -165,12 +197,22 @@ async def _launch(config: ScrapeConfig) -> WarmBrowser:
                 handle_sigint=False,
                 handle_sigterm=False,
                 handle_sighup=False,
+                offline=True,
+                accept_downloads=False,
+                service_workers="block",
             )
+            browser = default_context.browser
+            if browser is None:
+                raise RuntimeError("Playwright gave no Browser for the persistent context")
+            for page in list(default_context.pages):  # its first tab: not needed
+                with contextlib.suppress(Exception):
+                    await page.close()
         except Exception as exc:
             last = exc
             logger.warning("Chromium launch {} failed: {}", attempt + 1, str(exc)[:300])
             with contextlib.suppress(Exception):
                 await pw.stop()
+            shutil.rmtree(profile, ignore_errors=True)
             continue
         warm = WarmBrowser(
             pw,
@@ -178,12 +220,23 @@ async def _launch(config: ScrapeConfig) -> WarmBrowser:
             executable,
             asyncio.get_running_loop(),
             driver_pid=new_children[0] if len(new_children) == 1 else None,
+            profile_dir=profile,
+            default_context=default_context,
         )
         browser.on("disconnected", lambda _b, event=warm.disconnected: event.set())
         logger.info("Chromium {} launched from {}", browser.version, executable)
         return warm
     first_line = str(last).strip().splitlines()[0][:300] if last else "unknown error"
     raise FatalWorkerError(f"Chromium at {executable} failed to launch twice: {first_line}")
+
+
+def _new_profile() -> str:
+    """A fresh Chromium user-data directory whose default profile has PROFILE_PREFERENCES."""
+    profile = tempfile.mkdtemp(prefix="podfleet-chromium-")
+    os.makedirs(os.path.join(profile, "Default"))
+    with open(os.path.join(profile, "Default", "Preferences"), "w", encoding="utf-8") as f:
+        json.dump(PROFILE_PREFERENCES, f)
+    return profile
 
 
 async def _close(warm: WarmBrowser) -> None:

@@ -34,7 +34,8 @@ async def test_browser_launched_once_and_reused(site, config) -> None:
         assert first[0].ok and second[0].ok
         assert resources.peek(RESOURCE_NAME).browser is browser
         assert resources.created[RESOURCE_NAME] == 1
-        assert browser.contexts == []  # each call's context is closed after it
+        # each call's context is closed after it; only the profile's own (offline) one stays
+        assert browser.contexts == [resources.peek(RESOURCE_NAME).default_context]
     finally:
         await resources.close_all()
 
