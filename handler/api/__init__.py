@@ -11,7 +11,15 @@ from podfleet.api.errors import (
     RateLimited,
     ServerError,
 )
-from podfleet.api.models import Health, JobState, JobStatus, Policy
+from podfleet.api.models import (
+    EndpointWorker,
+    Health,
+    JobState,
+    JobStatus,
+    Policy,
+    WorkersListing,
+    WorkerStatus,
+)
 from podfleet.api.ratelimit import RUNPOD_LIMITS, OperationLimit, RateLimits
 from podfleet.api.retry import RetryPolicy
 from podfleet.api.sync import SyncEndpointClient
@@ -24,6 +32,7 @@ __all__ = [
     "AuthError",
     "BadRequest",
     "EndpointClient",
+    "EndpointWorker",
     "Health",
     "JobNotFound",
     "JobState",
@@ -36,4 +45,6 @@ __all__ = [
     "ServerError",
     "SyncEndpointClient",
     "UpdateCallback",
+    "WorkerStatus",
+    "WorkersListing",
 ]

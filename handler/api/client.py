@@ -26,13 +26,24 @@ from podfleet.api.errors import (
     ServerError,
     error_for_status,
 )
-from podfleet.api.models import Health, JobState, JobStatus, Policy
+from podfleet.api.models import Health, JobState, JobStatus, Policy, WorkersListing
 from podfleet.api.ratelimit import RateLimits
 from podfleet.api.retry import RetryPolicy, call_with_retries
 from podfleet.settings import Settings
 from pydantic import SecretStr
 
-__all__ = ["EndpointClient", "UpdateCallback"]
+__all__ = ["EndpointClient", "UpdateCallback", "rest_base_for"]
+
+RUNPOD_SERVERLESS_BASE = "https://api.runpod.ai/v2"
+RUNPOD_REST_BASE = "https://api.runpod.io/v2"
+
+
+def rest_base_for(base_url: str) -> str:
+    """Where the REST v2 API lives: api.runpod.io for RunPod's queue API, else the same server
+    (the emulator serves /v2/serverless/{id}/workers next to /v2/{id}/run)."""
+    base = base_url.rstrip("/")
+    return RUNPOD_REST_BASE if base == RUNPOD_SERVERLESS_BASE else base
+
 
 UpdateCallback = Callable[[JobState], Awaitable[None] | None]
 
@@ -53,6 +64,8 @@ class EndpointClient:
         wait_timeout_s: float = 300.0,
         wait_interval_s: float = 5.0,
         status_concurrency: int = 32,
+        rest_base_url: str | None = None,
+        retry_connect: bool = True,
     ):
         if not endpoint_id:
             raise ValueError("endpoint_id is required (RUNPOD_ENDPOINT_ID)")
@@ -60,11 +73,13 @@ class EndpointClient:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self.endpoint_id = endpoint_id
         self.base_url = base_url.rstrip("/")
+        self.rest_base_url = (rest_base_url or rest_base_for(self.base_url)).rstrip("/")
         self.retry_policy = retry or RetryPolicy()
         self.limits = limits or RateLimits()
         self.wait_timeout_s = wait_timeout_s
         self.wait_interval_s = wait_interval_s
         self.status_concurrency = status_concurrency
+        self.retry_connect = retry_connect  # False: a refused connection fails at once (CLI)
         self.timeout_s = timeout_s
         self._http = httpx.AsyncClient(
             base_url=f"{self.base_url}/{endpoint_id}",
@@ -109,12 +124,17 @@ class EndpointClient:
         body: dict[str, Any] | None = None,
         params: dict[str, Any] | None = None,
         timeout_s: float | None = None,
+        url: str | None = None,
     ) -> dict[str, Any]:
         async def send() -> dict[str, Any]:
             async with self.limits.slot(operation):
                 try:
                     resp = await self._http.request(
-                        method, path, json=body, params=params, timeout=timeout_s or self.timeout_s
+                        method,
+                        url or path,
+                        json=body,
+                        params=params,
+                        timeout=timeout_s or self.timeout_s,
                     )
                 except httpx.TimeoutException as exc:
                     raise ApiTimeout(
@@ -122,10 +142,13 @@ class EndpointClient:
                         operation=operation,
                     ) from None
                 except httpx.TransportError as exc:
-                    raise ApiConnectionError(
+                    err = ApiConnectionError(
                         f"{operation}: cannot reach {self.base_url}: {type(exc).__name__}: {exc}",
                         operation=operation,
-                    ) from None
+                    )
+                    if isinstance(exc, httpx.ConnectError) and not self.retry_connect:
+                        err.retryable = False  # nothing listens there: say so at once
+                    raise err from None
             if resp.status_code >= 400:
                 raise error_for_status(
                     resp.status_code, operation, resp.text, resp.headers.get("Retry-After")
@@ -274,6 +297,12 @@ class EndpointClient:
 
     async def health(self) -> Health:
         return Health.from_wire(await self._request("health", "GET", "/health"))
+
+    async def workers(self) -> WorkersListing:
+        """Per-worker state: RunPod's REST v2 `GET /v2/serverless/{id}/workers` (on
+        api.runpod.io for a real endpoint; on the same server for the emulator)."""
+        url = f"{self.rest_base_url}/serverless/{self.endpoint_id}/workers"
+        return WorkersListing.from_wire(await self._request("workers", "GET", "", url=url))
 
     async def submit_many(
         self,

@@ -7,7 +7,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Health", "JobState", "JobStatus", "Policy", "StreamChunk"]
+__all__ = [
+    "EndpointWorker",
+    "Health",
+    "JobState",
+    "JobStatus",
+    "Policy",
+    "StreamChunk",
+    "WorkerStatus",
+    "WorkersListing",
+]
 
 
 class JobStatus(StrEnum):
@@ -107,3 +116,96 @@ class Health(BaseModel):
             return {k: int(v) for k, v in section.items() if isinstance(v, int | float)}
 
         return cls(jobs=ints(body.get("jobs")), workers=ints(body.get("workers")), raw=body)
+
+
+class WorkerStatus(StrEnum):
+    """A worker's state in RunPod's REST v2 listing (`WorkerStatus`)."""
+
+    RUNNING = "RUNNING"
+    IDLE = "IDLE"
+    INITIALIZING = "INITIALIZING"
+    THROTTLED = "THROTTLED"
+    UNHEALTHY = "UNHEALTHY"
+    UNKNOWN = "UNKNOWN"
+
+    @classmethod
+    def parse(cls, value: Any) -> WorkerStatus:
+        try:
+            return cls(str(value).upper())
+        except ValueError:
+            return cls.UNKNOWN
+
+
+class EndpointWorker(BaseModel):
+    """One entry of GET /v2/serverless/{id}/workers (`Worker`). `restarts`, `last_exit` and
+    `jobs` are the emulator's additions; a real endpoint leaves them None."""
+
+    id: str
+    status: WorkerStatus
+    is_stale: bool = False
+    version: int | None = None
+    gpu_count: int = 0
+    image: str | None = None
+    uptime_s: float | None = None
+    gpu_type_id: str | None = None
+    data_center_id: str | None = None
+    started_at: str | None = None
+    restarts: int | None = None
+    last_exit: str | None = None
+    jobs: list[str] | None = None
+
+    @classmethod
+    def from_wire(cls, body: dict[str, Any]) -> EndpointWorker:
+        jobs = body.get("jobs")
+        return cls(
+            id=str(body.get("id") or ""),
+            status=WorkerStatus.parse(body.get("status")),
+            is_stale=bool(body.get("isStale")),
+            version=body.get("version"),
+            gpu_count=int(body.get("gpuCount") or 0),
+            image=body.get("image"),
+            uptime_s=body.get("uptimeSeconds"),
+            gpu_type_id=body.get("gpuTypeId"),
+            data_center_id=body.get("dataCenterId"),
+            started_at=body.get("startedAt"),
+            restarts=body.get("restarts"),
+            last_exit=body.get("lastExit"),
+            jobs=[str(j) for j in jobs] if isinstance(jobs, list) else None,
+        )
+
+
+class WorkersListing(BaseModel):
+    """RunPod's `ListEndpointWorkersResponse`: the active workers and counts by status."""
+
+    workers: list[EndpointWorker] = Field(default_factory=list)
+    summary: dict[str, int] = Field(default_factory=dict)
+    endpoint_version: int | None = None
+    raw: dict[str, Any] = Field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_wire(cls, body: dict[str, Any]) -> WorkersListing:
+        rows = body.get("workers")
+        workers = (
+            [EndpointWorker.from_wire(w) for w in rows if isinstance(w, dict)]
+            if isinstance(rows, list)
+            else []
+        )
+        summary = body.get("summary")
+        counts = (
+            {k: int(v) for k, v in summary.items() if isinstance(v, int | float)}
+            if isinstance(summary, dict)
+            else {}
+        )
+        return cls(
+            workers=workers,
+            summary=counts,
+            endpoint_version=body.get("endpointVersion"),
+            raw=body,
+        )
+
+    def by_status(self, status: WorkerStatus) -> list[EndpointWorker]:
+        return [w for w in self.workers if w.status == status]
+
+    @property
+    def stale(self) -> list[EndpointWorker]:
+        return [w for w in self.workers if w.is_stale]

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from podfleet.api.client import EndpointClient, UpdateCallback
 from podfleet.api.errors import ApiError
-from podfleet.api.models import Health, JobState, Policy
+from podfleet.api.models import Health, JobState, Policy, WorkersListing
 from podfleet.settings import Settings
 
 __all__ = ["SyncEndpointClient"]
@@ -100,6 +100,9 @@ class SyncEndpointClient:
 
     def health(self) -> Health:
         return self._call(self._client.health())
+
+    def workers(self) -> WorkersListing:
+        return self._call(self._client.workers())
 
     def submit_many(
         self, payloads: Sequence[Any], *, concurrency: int = 32, policy: Policy | None = None

@@ -13,7 +13,9 @@ from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+from podfleet.emulator.dashboard import dashboard_routes
 from podfleet.emulator.jobs import RunRequest
+from podfleet.emulator.observe import workers_listing
 from podfleet.emulator.state import EndpointState, StateError
 from pydantic import ValidationError
 from starlette.applications import Starlette
@@ -104,6 +106,10 @@ def create_app(state: EndpointState, *, on_startup: Callable[[], Awaitable[None]
     @client("run")
     async def run(request: Request) -> Response:
         job = state.submit(await read_run(request, cfg.max_payload_bytes), sync=False)
+        accepted_error = state.faults.run_accepted_error_rate
+        if accepted_error and rng.random() < accepted_error:
+            # the job exists and will run, but the caller sees a failure (a retry duplicates it)
+            return _error(502, f"injected fault on /run after accepting job {job.id}")
         return JSONResponse({"id": job.id, "status": str(job.status)})
 
     @client("runsync")
@@ -148,6 +154,11 @@ def create_app(state: EndpointState, *, on_startup: Callable[[], Awaitable[None]
     @client("health")
     async def health(request: Request) -> Response:
         return JSONResponse(state.health())
+
+    @client("workers")
+    async def workers(request: Request) -> Response:
+        """RunPod's REST v2 listing (GET /v2/serverless/{id}/workers)."""
+        return JSONResponse(workers_listing(state))
 
     async def until_disconnect(request: Request) -> None:
         while (await request.receive())["type"] != "http.disconnect":
@@ -206,6 +217,8 @@ def create_app(state: EndpointState, *, on_startup: Callable[[], Awaitable[None]
 
     base = "/v2/{endpoint_id}"
     routes = [
+        *dashboard_routes(state),
+        Route("/v2/serverless/{endpoint_id}/workers", workers, methods=["GET"]),
         Route(f"{base}/run", run, methods=["POST"]),
         Route(f"{base}/runsync", runsync, methods=["POST"]),
         Route(f"{base}/status/{{job_id}}", status, methods=["GET", "POST"]),

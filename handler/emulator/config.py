@@ -17,7 +17,17 @@ __all__ = ["REPO_ROOT", "EmulatorConfig", "FaultConfig"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-CLIENT_ROUTES = ("run", "runsync", "status", "stream", "cancel", "retry", "purge-queue", "health")
+CLIENT_ROUTES = (
+    "run",
+    "runsync",
+    "status",
+    "stream",
+    "cancel",
+    "retry",
+    "purge-queue",
+    "health",
+    "workers",
+)
 
 
 class FaultConfig(BaseModel):
@@ -33,6 +43,13 @@ class FaultConfig(BaseModel):
     )
     api_error_routes: list[str] | None = Field(
         None, description=f"Client routes that may fail, of {CLIENT_ROUTES}; None = all."
+    )
+    run_accepted_error_rate: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Fraction of /run calls that create the job but answer 5xx (a retried /run "
+        "then makes a duplicate, as on RunPod).",
     )
     latency_s: float = Field(0.0, ge=0, description="Added to every client API call.")
     cold_start_s: float = Field(
@@ -69,6 +86,15 @@ class EmulatorConfig(BaseModel):
         None, description="If set, the client API requires it (Bearer or raw) else 401."
     )
     workers: int = Field(2, ge=0, le=64, description="Worker processes (max workers).")
+    workers_min: int | None = Field(
+        None,
+        ge=0,
+        description="Scale between workers_min and workers (workersMin/workersMax) with queue "
+        "depth; idle workers stop after idle_timeout_s. None = all `workers` always on.",
+    )
+    idle_timeout_s: float = Field(
+        5.0, gt=0, description="An idle worker above workers_min is stopped after this."
+    )
     worker_cmd: list[str] = Field(
         default_factory=lambda: [sys.executable, "-u", "handler.py"], min_length=1
     )
@@ -124,4 +150,13 @@ class EmulatorConfig(BaseModel):
                 f"lost_after_s ({self.lost_after_s}) must be at least two ping intervals "
                 f"(ping_interval_ms={self.ping_interval_ms})"
             )
+        if self.workers_min is not None and self.workers_min > self.workers:
+            raise ValueError(
+                f"workers_min ({self.workers_min}) must not exceed workers ({self.workers})"
+            )
         return self
+
+    @property
+    def scaling(self) -> bool:
+        """True when workers start and stop with the queue (workers_min < workers)."""
+        return self.workers_min is not None and self.workers_min < self.workers

@@ -75,7 +75,26 @@ class JobRecord:
     stream: list[Any] = field(default_factory=list)
     stream_cursor: int = 0
     ignored_posts: list[dict[str, Any]] = field(default_factory=list)
+    parent_id: str | None = None  # a coordinator's job id, when this is one of its siblings
+    chunk: int | None = None
+    run_s: float = 0.0  # execution time of earlier attempts (re-queued after a worker died)
     timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
+
+    @staticmethod
+    def sibling_of(payload: Any) -> tuple[str | None, int | None]:
+        """(parent job id, chunk) when the input is a podfleet sibling envelope."""
+        sibling = payload.get("sibling") if isinstance(payload, dict) else None
+        if not isinstance(sibling, dict) or not isinstance(sibling.get("parent_id"), str):
+            return None, None
+        chunk = sibling.get("chunk")
+        return sibling["parent_id"], chunk if isinstance(chunk, int) else None
+
+    def execution_s(self, now: float | None = None) -> float | None:
+        """Running time so far (earlier attempts included); None before the first start."""
+        if self.started_at is None:
+            return self.run_s or None
+        end = self.finished_at or (time.monotonic() if now is None else now)
+        return self.run_s + max(0.0, end - self.started_at)
 
     def job_payload(self) -> dict[str, Any]:
         """What a worker receives from job-take."""
@@ -116,6 +135,8 @@ class JobRecord:
             "ignored_posts": list(self.ignored_posts),
             "low_priority": self.low_priority,
             "sync": self.sync,
+            "parent_id": self.parent_id,
+            "chunk": self.chunk,
             "created_at": self.created_wall,
             "delay_s": None if self.started_at is None else self.started_at - self.created_at,
             "execution_s": None

@@ -38,6 +38,7 @@ class WorkerProtocol:
     closing: bool
     on_lost: Callable[[str], None] | None
     on_refresh: Callable[[str], None] | None
+    version: int
 
     if TYPE_CHECKING:
 
@@ -46,6 +47,15 @@ class WorkerProtocol:
         def _assign(self, w: WorkerInfo, job: JobRecord) -> JobRecord: ...
         def _finish(self, job: JobRecord, status: JobStatus) -> None: ...
         def _enqueue(self, job: JobRecord, *, front: bool = False) -> None: ...
+        def rebill(self) -> None: ...
+        def note_error(
+            self,
+            kind: str,
+            message: Any,
+            *,
+            job_id: str | None = None,
+            worker_id: str | None = None,
+        ) -> None: ...
 
     def register_worker(self, worker_id: str, slot: int, *, supervised: bool) -> WorkerInfo:
         w = self.workers.get(worker_id)
@@ -53,11 +63,14 @@ class WorkerProtocol:
             w = self.workers[worker_id] = WorkerInfo(worker_id, slot, supervised)
         w.gen += 1
         w.alive, w.has_taken, w.draining = True, False, False
-        w.started_at = time.monotonic()
+        w.started_at = w.idle_since = time.monotonic()
+        w.started_wall = time.time()
+        w.version, w.active = self.version, True
         w.ready_at = w.started_at + self.faults.cold_start_s
         w.pending_stops.clear()
         w.stopping.clear()
         w.touch()
+        self.rebill()
         loop = asyncio.get_running_loop()
         if self.faults.cold_start_s:
             loop.call_later(self.faults.cold_start_s, self.changed.notify)
@@ -214,14 +227,22 @@ class WorkerProtocol:
         if w.lost:
             reason, w.lost = f"{w.lost}, then {reason}", None
         w.last_exit = reason
+        self.rebill()
+        now = time.monotonic()
         if crash:
-            w.exits.append(time.monotonic())
+            w.exits.append(now)
+            self.note_error("worker exit", reason, worker_id=worker_id)
         for job_id in sorted(w.jobs):
             job = self.jobs.get(job_id)
             if job is None or job.status is not JobStatus.IN_PROGRESS:
                 continue
             job.cancel_timer("exec")
+            w.jobs.discard(job_id)
+            if job.started_at is not None:
+                w.running_s += now - job.started_at
             if job.retries < self.config.max_job_retries:
+                if job.started_at is not None:
+                    job.run_s += now - job.started_at
                 job.retries += 1
                 self.counters["retried"] += 1
                 job.worker_id, job.started_at, job.progress = None, None, None
@@ -233,6 +254,7 @@ class WorkerProtocol:
                 )
                 self._finish(job, JobStatus.FAILED)
         w.jobs.clear()
+        w.idle_since = now
         w.pending_stops.clear()
         w.stopping.clear()
         w.stop_pulse.notify()
@@ -240,7 +262,7 @@ class WorkerProtocol:
         self.changed.notify()
 
     def workers_info(self) -> list[dict[str, Any]]:
-        return [w.info(self.worker_state(w)) for w in self.workers.values()]
+        return [w.info(self.worker_state(w)) for w in self.workers.values() if w.active]
 
     def _ignored(self, job: JobRecord | None, w: WorkerInfo, why: str, body: Any) -> None:
         if job is not None:

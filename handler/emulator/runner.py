@@ -52,6 +52,31 @@ class Emulator:
         """The endpoint URL: f"{base_url}/{endpoint_id}"."""
         return f"{self.base_url}/{self.endpoint_id}"
 
+    @property
+    def dashboard_url(self) -> str:
+        """The live dashboard (a page on the same server)."""
+        return self.base_url.removesuffix("/v2") + "/dashboard"
+
+    def workers_listing(self) -> dict[str, Any]:
+        """RunPod's REST v2 worker listing, as GET /v2/serverless/{id}/workers serves it."""
+        from podfleet.emulator.observe import workers_listing
+
+        return self._call(lambda: workers_listing(self._state))
+
+    def snapshot(self) -> dict[str, Any]:
+        """What the dashboard shows."""
+        from podfleet.emulator.observe import snapshot
+
+        return self._call(lambda: snapshot(self._state))
+
+    def release(self) -> int:
+        """Publish a new endpoint release: running workers become stale (`isStale`)."""
+        return self._call(self._state.release)
+
+    def billing(self) -> dict[str, Any]:
+        """Billed worker-seconds so far (as in /health's `billing`)."""
+        return self._call(self._state.billing)
+
     def _call(self, fn: Callable[[], T], timeout_s: float = 10) -> T:
         if not self._loop.is_running():  # after exit: read the final state directly
             return fn()
@@ -110,7 +135,7 @@ class Emulator:
         state = self._state
 
         def ready() -> bool:
-            workers = list(state.workers.values())
+            workers = [w for w in state.workers.values() if w.active]
             states = [state.worker_state(w) for w in workers]
             want = count if count is not None else len(states) - states.count("throttled")
             if polling:
@@ -224,22 +249,44 @@ def run_emulator(
             shutil.rmtree(home, ignore_errors=True)
 
 
-def serve_forever(config: EmulatorConfig, port: int | None = None) -> None:
-    """Foreground emulator for `podfleet emulate`: prints the URL and client env; Ctrl-C stops."""
+def serve_forever(
+    config: EmulatorConfig, port: int | None = None, *, kill_every_s: float | None = None
+) -> None:
+    """Foreground emulator for `podfleet emulate`: prints the URLs and the client environment
+    (never the API key); Ctrl-C or SIGTERM stops it. `kill_every_s`: SIGKILL a busy worker
+    that often (the "kill a worker" fault)."""
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())  # main thread only
     try:
         with run_emulator(config, port=port) as emu:
-            print(f"RunPod emulator: {emu.url}  ({config.workers} workers)", flush=True)
+            n = config.workers
+            scale = f"{config.workers_min}-{n} workers" if config.scaling else f"{n} workers"
+            print(
+                f"RunPod emulator: {emu.url}  ({scale}: {' '.join(config.worker_cmd)})", flush=True
+            )
+            print(f"Dashboard: {emu.dashboard_url}", flush=True)
             print("Client environment:", flush=True)
-            for name, value in emu.client_env().items():
-                print(f"  export {name}={value}", flush=True)
+            env = emu.client_env()
+            for name, value in env.items():
+                if name == "RUNPOD_API_KEY" and config.api_key:
+                    print(f"  # {name}: the key given to --api-key (not shown)", flush=True)
+                else:
+                    print(f"  export {name}={value}", flush=True)
             print("Ctrl-C to stop (in-flight jobs finish first).", flush=True)
             try:
-                while not stop.wait(3600):
-                    pass
+                while not stop.wait(kill_every_s or 3600):
+                    if kill_every_s:
+                        _kill_one(emu)
             except KeyboardInterrupt:
                 pass
             print("stopping: workers get SIGTERM, in-flight jobs finish...", file=sys.stderr)
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _kill_one(emu: Emulator) -> None:
+    try:
+        wid = emu.kill_worker(busy=True)
+    except RuntimeError:
+        return  # no busy worker right now
+    print(f"fault: SIGKILL {wid}", file=sys.stderr, flush=True)

@@ -62,6 +62,40 @@ class EndpointState(WorkerProtocol):
         self._tick: asyncio.Task[None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.events: deque[tuple[float, str, str, str | None]] = deque(maxlen=100_000)
+        self.errors: deque[dict[str, Any]] = deque(maxlen=50)  # recent, for the dashboard
+        self.parked: set[str] = set()  # empty-input jobs: RunPod never dispatches them
+        self.version = 1  # the endpoint's release; `release()` makes older workers stale
+        self.started_at = time.monotonic()
+        self.billed_closed_s = 0.0  # billed seconds of workers no longer listed
+
+    def note_error(
+        self, kind: str, message: Any, *, job_id: str | None = None, worker_id: str | None = None
+    ) -> None:
+        """A recent error for the dashboard (bounded text; never a job's input)."""
+        text = message if isinstance(message, str) else repr(message)
+        if len(text) > 300:
+            text = text[:300] + f"... (+{len(text) - 300} chars)"
+        self.errors.append(
+            {
+                "t": time.time(),
+                "kind": kind,
+                "job_id": job_id,
+                "worker_id": worker_id,
+                "message": text,
+            }
+        )
+
+    def release(self) -> int:
+        """A new endpoint release: running workers are stale until they restart."""
+        self.version += 1
+        self.changed.notify()
+        return self.version
+
+    def rebill(self) -> None:
+        """Open/close each worker's billable interval: alive, listed and not throttled."""
+        now = time.monotonic()
+        for w in self.workers.values():
+            w.bill(w.alive and w.active and not self.throttled(w), now)
 
     def event(self, kind: str, worker_id: str, job_id: str | None = None) -> None:
         """A timeline (monotonic s, kind, worker, job) for benchmarks: take, assign, done."""
@@ -89,7 +123,9 @@ class EndpointState(WorkerProtocol):
             w.stop_pulse.notify()
 
     def _faults_changed(self) -> None:
+        self.rebill()
         self.work.notify()
+        self.changed.notify()
 
     # ---- client API --------------------------------------------------------------------
     def submit(self, req: RunRequest, *, sync: bool) -> JobRecord:
@@ -101,8 +137,11 @@ class EndpointState(WorkerProtocol):
         cfg = self.config
         exec_ms = (policy and policy.executionTimeout) or cfg.default_execution_timeout_ms
         ttl_ms = (policy and policy.ttl) or cfg.default_ttl_ms
+        parent_id, chunk = JobRecord.sibling_of(req.input)
         job = JobRecord(
             id=f"{secrets.token_hex(4)}-{secrets.token_hex(2)}-{secrets.token_hex(6)}-e1",
+            parent_id=parent_id,
+            chunk=chunk,
             input=req.input,
             webhook=req.webhook,
             execution_timeout_s=exec_ms / 1000,
@@ -112,7 +151,16 @@ class EndpointState(WorkerProtocol):
         )
         self.jobs[job.id] = job
         self._arm(job, "ttl", job.ttl_s, self._expire)
-        self._enqueue(job)
+        if req.input in (None, {}, [], ""):
+            # RunPod never hands a job with empty or null input to a worker: it waits, IN_QUEUE,
+            # until its ttl (runpod-protocol.md §6).
+            self.parked.add(job.id)
+            self.note_error(
+                "parked", "empty input: never dispatched (waits until its ttl)", job_id=job.id
+            )
+            self.changed.notify()
+        else:
+            self._enqueue(job)
         return job
 
     def get(self, job_id: str) -> JobRecord:
@@ -169,13 +217,14 @@ class EndpointState(WorkerProtocol):
         job.output, job.has_output, job.error, job.progress = None, False, None, None
         job.stream, job.stream_cursor = [], 0
         job.started_at = job.finished_at = None
+        job.run_s = 0.0
         job.created_at = time.monotonic()
         self._arm(job, "ttl", job.ttl_s, self._expire)
         self._enqueue(job)
         return {"id": job.id, "status": str(job.status)}
 
     def purge(self) -> int:
-        ids = [*self.queue, *self.queue_low]
+        ids = [*self.queue, *self.queue_low, *sorted(self.parked)]
         for job_id in ids:
             job = self.jobs[job_id]
             self._dequeue(job)
@@ -186,17 +235,37 @@ class EndpointState(WorkerProtocol):
     def health(self) -> dict[str, Any]:
         workers = {"idle": 0, "running": 0, "initializing": 0, "throttled": 0, "unhealthy": 0}
         for w in self.workers.values():
-            workers[self.worker_state(w)] += 1
+            if w.active:
+                workers[self.worker_state(w)] += 1
         workers["ready"] = workers["idle"]
         return {
             "jobs": {
                 "completed": self.counters["completed"],
                 "failed": self.counters["failed"],
                 "inProgress": self._running(),
-                "inQueue": len(self.queue) + len(self.queue_low),
+                "inQueue": len(self.queue) + len(self.queue_low) + len(self.parked),
                 "retried": self.counters["retried"],
             },
             "workers": workers,
+            "billing": self.billing(),
+        }
+
+    def billing(self) -> dict[str, Any]:
+        """Billed worker-seconds as RunPod bills them: from a worker's start to its stop
+        (cold start, running and idle time until the idle timeout), throttled time excluded."""
+        now = time.monotonic()
+        billed = sum(w.billed_total_s(now) for w in self.workers.values())
+        running = sum(w.running_s for w in self.workers.values())
+        running += sum(
+            now - j.started_at
+            for j in self.jobs.values()
+            if j.status is JobStatus.IN_PROGRESS and j.started_at is not None
+        )
+        return {
+            "workerSeconds": round(billed, 3),
+            "runningSeconds": round(min(running, billed) if billed else running, 3),
+            "idleSeconds": round(max(0.0, billed - running), 3),
+            "uptimeSeconds": round(now - self.started_at, 3),
         }
 
     # ---- introspection -----------------------------------------------------------------
@@ -242,6 +311,7 @@ class EndpointState(WorkerProtocol):
         self.changed.notify()
 
     def _dequeue(self, job: JobRecord) -> None:
+        self.parked.discard(job.id)
         for q in (self.queue, self.queue_low):
             if job.id in q:
                 q.remove(job.id)
@@ -267,7 +337,12 @@ class EndpointState(WorkerProtocol):
         w = self.workers.get(job.worker_id or "")
         if w is not None and job.id in w.jobs:
             w.jobs.discard(job.id)
-            w.stopping[job.id] = time.monotonic()
+            now = time.monotonic()
+            if job.started_at is not None:
+                w.running_s += now - job.started_at
+            if not w.jobs:
+                w.idle_since = now
+            w.stopping[job.id] = now
             w.pending_stops.append(job.id)
             w.stop_pulse.notify()
             self.work.notify()
@@ -276,12 +351,19 @@ class EndpointState(WorkerProtocol):
         job.status = status
         job.finished_at = time.monotonic()
         job.cancel_timers()
-        if job.worker_id and job.worker_id in self.workers:
-            self.workers[job.worker_id].jobs.discard(job.id)
+        self.parked.discard(job.id)
+        w = self.workers.get(job.worker_id or "")
+        if w is not None and job.id in w.jobs:
+            w.jobs.discard(job.id)
+            if job.started_at is not None:
+                w.running_s += job.finished_at - job.started_at
+            if not w.jobs:
+                w.idle_since = job.finished_at
         if status is JobStatus.COMPLETED:
             self.counters["completed"] += 1
         elif status in (JobStatus.FAILED, JobStatus.TIMED_OUT):
             self.counters["failed"] += 1
+            self.note_error(str(status), job.error, job_id=job.id, worker_id=job.worker_id)
         keep_s = self.config.runsync_retention_s if job.sync else self.config.result_retention_s
         self._arm(job, "retention", keep_s, self._forget)
         if job.webhook:
@@ -325,6 +407,12 @@ class EndpointState(WorkerProtocol):
             self._stop_on_worker(job)
         self._dequeue(job)
         self.counters["expired"] += 1
+        self.note_error(
+            "expired",
+            f"ttl of {job.ttl_s:g}s reached before the job ended",
+            job_id=job_id,
+            worker_id=job.worker_id,
+        )
         self._forget(job_id)
 
     def _forget(self, job_id: str) -> None:

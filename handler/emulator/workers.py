@@ -60,6 +60,27 @@ class WorkerInfo:
     lost: str | None = None  # why the lost-worker watch killed it
     draining: bool = False
     jobs_done: int = 0
+    version: int = 0  # the endpoint release this process started on (isStale when older)
+    active: bool = True  # False once scaled down (RunPod then lists it no more)
+    idle_since: float = field(default_factory=time.monotonic)  # last job end or (re)start
+    billed_s: float = 0.0  # closed billable intervals (alive and not throttled)
+    billing_since: float | None = None  # start of the open billable interval
+    running_s: float = 0.0  # time spent running jobs (closed jobs)
+    started_wall: float = field(default_factory=time.time)
+
+    def bill(self, billable: bool, now: float | None = None) -> None:
+        """Open or close the billable interval (RunPod bills a worker from start to stop)."""
+        now = time.monotonic() if now is None else now
+        if billable and self.billing_since is None:
+            self.billing_since = now
+        elif not billable and self.billing_since is not None:
+            self.billed_s += now - self.billing_since
+            self.billing_since = None
+
+    def billed_total_s(self, now: float | None = None) -> float:
+        now = time.monotonic() if now is None else now
+        open_s = 0.0 if self.billing_since is None else now - self.billing_since
+        return self.billed_s + open_s
 
     def touch(self) -> None:
         self.last_seen = time.monotonic()
@@ -97,4 +118,8 @@ class WorkerInfo:
             "polling": self.polling > 0,
             "last_exit": self.last_exit,
             "supervised": self.supervised,
+            "version": self.version,
+            "active": self.active,
+            "billed_s": round(self.billed_total_s(), 3),
+            "running_s": round(self.running_s, 3),
         }

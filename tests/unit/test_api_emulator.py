@@ -86,7 +86,7 @@ async def test_stream_yields_a_generators_chunks_in_order():
         run_in_process(EmulatorConfig(workers=1), handler=chunks) as emu,
         client_of(emu) as client,
     ):
-        job = await client.run({})
+        job = await client.run({"go": 1})  # RunPod never dispatches an empty input
         got = [c async for c in client.stream(job.id, interval_s=0.02, timeout_s=10)]
     assert got == [{"n": 0}, {"n": 1}, {"n": 2}]
 

@@ -22,6 +22,7 @@ class EmulateProcess:
     env: dict[str, str]  # RUNPOD_ENDPOINT_BASE_URL / _ID / RUNPOD_API_KEY as printed
     url: str
     lines: list[str] = field(default_factory=list)
+    dashboard: str = ""
 
 
 def _read_lines(proc: subprocess.Popen, out: queue.Queue) -> None:
@@ -50,7 +51,7 @@ def emulate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulateProcess
     threading.Thread(target=_read_lines, args=(proc, lines), daemon=True).start()
     seen: list[str] = []
     exports: dict[str, str] = {}
-    url = ""
+    url = dashboard = ""
     deadline = time.monotonic() + 60
     while (time.monotonic() < deadline and not seen) or (seen and "Ctrl-C" not in seen[-1]):
         try:
@@ -64,10 +65,16 @@ def emulate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulateProcess
             exports[m.group(1)] = m.group(2)
         if m := re.search(r"RunPod emulator: (http://127\.0\.0\.1:\d+/v2/\S+)", line):
             url = m.group(1)
+        if m := re.search(r"Dashboard: (http://\S+)", line):
+            dashboard = m.group(1)
     if "RUNPOD_ENDPOINT_BASE_URL" not in exports:
         proc.kill()
         pytest.fail("podfleet emulate printed no base URL:\n" + "\n".join(seen[-30:]))
-    handle = EmulateProcess(proc, exports, url, seen)
+    if any("cli-secret-key" in line for line in seen):
+        proc.kill()
+        pytest.fail("podfleet emulate printed its API key:\n" + "\n".join(seen))
+    exports["RUNPOD_API_KEY"] = "cli-secret-key"  # never printed: the client knows it
+    handle = EmulateProcess(proc, exports, url, seen, dashboard)
     threading.Thread(  # keep draining the workers' logs so the pipe never fills
         target=lambda: [handle.lines.append(x) for x in iter(lines.get, None)], daemon=True
     ).start()

@@ -17,7 +17,11 @@ pytestmark = pytest.mark.emulator
 def podfleet(emulate, *args: str, env_extra: dict | None = None, timeout_s: float = 120):
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNPOD_")}
     env.update(emulate.env)
-    env.update(env_extra or {})
+    for key, value in (env_extra or {}).items():
+        if value is None:
+            env.pop(key, None)  # unset
+        else:
+            env[key] = value
     return subprocess.run(
         [*podfleet_cmd(), *args],
         cwd=REPO,
@@ -56,7 +60,7 @@ def test_submit_status_cancel_and_health_with_flags(emulate, tmp_path):
     f = job_file(tmp_path, {"id": "slow", "duration_s": 60})
     flags = ["--base-url", emulate.env["RUNPOD_ENDPOINT_BASE_URL"], "--endpoint-id", "cli-ep"]
     flags += ["--api-key", "cli-secret-key"]
-    no_env = {"RUNPOD_ENDPOINT_BASE_URL": "", "RUNPOD_ENDPOINT_ID": "", "RUNPOD_API_KEY": ""}
+    no_env = {"RUNPOD_ENDPOINT_BASE_URL": None, "RUNPOD_ENDPOINT_ID": None, "RUNPOD_API_KEY": None}
     submitted = podfleet(emulate, "submit", f, *flags, env_extra=no_env)
     assert submitted.returncode == 0, submitted.stderr
     job_id = json.loads(submitted.stdout)["id"]
@@ -71,7 +75,7 @@ def test_submit_status_cancel_and_health_with_flags(emulate, tmp_path):
     after = podfleet(emulate, "status", job_id, *flags, env_extra=no_env)
     assert after.returncode == 1 and json.loads(after.stdout)["status"] == "CANCELLED"
 
-    health = podfleet(emulate, "health", *flags, env_extra=no_env)
+    health = podfleet(emulate, "health", "--json", *flags, env_extra=no_env)
     assert health.returncode == 0, health.stderr
     body = json.loads(health.stdout)
     assert set(body) >= {"jobs", "workers"} and body["jobs"]["completed"] >= 0

@@ -70,7 +70,9 @@ def test_ttl_expiry_deletes_the_job(slow_emulator) -> None:
     with client_for(emu) as c:
         try:
             emu.faults.max_workers = 0  # nobody takes it: it expires in the queue
-            job_id = c.post("/run", json={"input": {}, "policy": {"ttl": 300}}).json()["id"]
+            job_id = c.post("/run", json={"input": {"sleep_s": 0}, "policy": {"ttl": 300}}).json()[
+                "id"
+            ]
             assert c.get(f"/status/{job_id}").json()["status"] == "IN_QUEUE"
             emu.wait_job(job_id, lambda j: j is None, timeout_s=30)
             r = c.get(f"/status/{job_id}")
@@ -131,7 +133,9 @@ def test_webhook_gets_the_final_status_and_failures_are_reported(
         assert received[0]["id"] == job_id and received[0]["status"] == "FAILED"
         error = json.loads(received[0]["error"])  # the SDK sends the exception as a JSON string
         assert error["error_message"] == "boom" and error["worker_id"].startswith("worker-")
-        remote = c.post("/run", json={"input": {}, "webhook": "http://example.com/hook"})
+        remote = c.post(
+            "/run", json={"input": {"sleep_s": 0}, "webhook": "http://example.com/hook"}
+        )
         assert remote.status_code == 400 and "loopback" in remote.json()["error"]
 
 
@@ -154,7 +158,7 @@ def test_a_crash_looping_worker_shows_unhealthy_and_keeps_the_job_queued(tmp_pat
     cfg = config(tmp_path, workers=1, cmd=cmd, restart_backoff_s=0.01, unhealthy_after_crashes=3)
     with run_emulator(cfg) as emu, client_for(emu) as c:
         emu.wait_health(lambda h: h["workers"]["unhealthy"] == 1, 30)
-        job_id = c.post("/run", json={"input": {}}).json()["id"]
+        job_id = c.post("/run", json={"input": {"sleep_s": 0}}).json()["id"]
         assert c.get(f"/status/{job_id}").json()["status"] == "IN_QUEUE"
         worker = emu.workers()[0]
         assert worker["last_exit"] == "exited with code 3" and worker["restarts"] >= 2

@@ -1,0 +1,5 @@
+import sys
+
+from podfleet.cli import main
+
+sys.exit(main())
