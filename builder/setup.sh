@@ -37,7 +37,7 @@ done
 # here). postgresql: the server the PostgreSQL tests use. shellcheck: lints these scripts.
 system_packages=(chromium fonts-liberation ca-certificates)
 if [ "$image" = 0 ]; then system_packages+=(postgresql); fi
-if [ "$dev" = 1 ]; then system_packages+=(shellcheck); fi
+if [ "$dev" = 1 ]; then system_packages+=(shellcheck redis-server); fi  # redis: caller tests
 
 if [ "$system" = 1 ]; then
   missing=()

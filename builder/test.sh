@@ -8,6 +8,8 @@ cd "$(dirname "$here")"
 bash "$here/setup.sh" --dev
 PODFLEET_TEST_DATABASE_URL="$(bash "$here/postgres.sh")"
 export PODFLEET_TEST_DATABASE_URL
+PODFLEET_TEST_REDIS_URL="$(bash "$here/redis.sh")"  # Celery broker, ledger (tests/integration/caller)
+export PODFLEET_TEST_REDIS_URL
 export PODFLEET_REQUIRE_POSTGRES=1  # a skipped PostgreSQL test fails the run
 export PODFLEET_REQUIRE_CHROMIUM=1
 exec python3 -m pytest "$@"
