@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from loguru import logger
-from podfleet.envelope import parse_job, with_sibling_policy
+from podfleet.envelope import job_id_of, parse_job, with_sibling_policy
 from podfleet.modes import choose_mode
 from podfleet.output import error_output
 from podfleet.pipeline.errors import FatalWorkerError, InputError, JobFailure
@@ -19,7 +19,7 @@ __all__ = ["handler"]
 async def handler(job: dict[str, Any]) -> dict[str, Any]:
     """Async so that RunPod's loop keeps polling while CPU/GPU work runs in threads."""
     settings = load_settings()
-    job_id = str(job.get("id", "local")) if isinstance(job, dict) else "local"
+    job_id = job_id_of(job)
     with logger.contextualize(job_id=job_id):
         t0 = time.perf_counter()
         try:

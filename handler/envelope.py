@@ -31,6 +31,7 @@ __all__ = [
     "SiblingInfo",
     "check_json_value",
     "format_validation_error",
+    "job_id_of",
     "parse_job",
     "with_sibling_policy",
 ]
@@ -180,11 +181,23 @@ def _validate(model: type[BaseModel], data: Any, prefix: str = "") -> Any:
         raise format_validation_error(exc, prefix) from None
 
 
+def job_id_of(job: Any) -> str:
+    """The job's id for logs: RunPod's string id, "local" when there is none or it is odd (never
+    str() of a container, which may be nested past the recursion limit)."""
+    job_id = job.get("id") if isinstance(job, dict) else None
+    if isinstance(job_id, int) and not isinstance(job_id, bool) and job_id.bit_length() <= 64:
+        return str(job_id)
+    return job_id if isinstance(job_id, str) and job_id else "local"
+
+
 def parse_job(job: Any) -> ParsedJob:
     """Turn a raw RunPod job into a ParsedJob, or raise InputError naming the field."""
     if not isinstance(job, dict):
-        raise InputError("", f"invalid job: expected an object, got {type(job).__name__}")
-    job_id = str(job.get("id") or "local")
+        raise InputError("job", f"invalid job: expected an object, got {type(job).__name__}")
+    raw_id = job.get("id")
+    if raw_id is not None and job_id_of(job) == "local" and raw_id not in ("", "local"):
+        raise InputError("id", f"invalid job: id: expected a string, got {type(raw_id).__name__}")
+    job_id = job_id_of(job)
     raw = job.get("input")
     if not isinstance(raw, dict):
         got = "nothing" if raw is None else type(raw).__name__
