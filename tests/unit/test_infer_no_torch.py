@@ -14,14 +14,18 @@ HEAVY = ("torch", "sentence_transformers", "transformers")
 SCRIPT = r"""
 import importlib, importlib.util, json, sys
 job = json.loads(sys.argv[1])
-import podfleet.entry, handler.main, handler.fitness, handler.modes, handler.worker
+import podfleet.entry, podfleet.main, podfleet.fitness, podfleet.modes, podfleet.worker
 import pkgutil
 for name in ("podfleet.coordinator", "podfleet.api", "podfleet.cli"):
     if importlib.util.find_spec(name) is not None:
         package = importlib.import_module(name)
         for info in pkgutil.iter_modules(getattr(package, "__path__", [])):
-            importlib.import_module(f"{name}.{info.name}")  # every submodule, whatever they are
-import pipeline, pipeline.infer
+            if info.name != "__main__":  # that one runs the command line
+                importlib.import_module(f"{name}.{info.name}")  # every submodule
+import podfleet.pipeline, podfleet.pipeline.infer
+import podfleet
+for name in podfleet.__all__:  # the whole public API, resolved
+    getattr(podfleet, name)
 from podfleet.pipeline.registry import get_pipeline, known_pipelines
 from podfleet.envelope import parse_job
 from podfleet.modes import choose_mode
@@ -61,3 +65,25 @@ def test_coordinator_paths_never_import_torch(repo_root, clean_env) -> None:
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["mode"] == "coordinator"
     assert report["heavy"] == []
+
+
+LIGHT_SCRIPT = r"""
+import json, sys
+import podfleet
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in HEAVY)))
+"""
+
+
+def test_import_podfleet_is_light(repo_root, clean_env) -> None:
+    """`import podfleet` loads no heavy or worker-only package: its API resolves on first use."""
+    heavy = (*HEAVY, "playwright", "sqlalchemy", "runpod", "uvicorn", "starlette", "httpx")
+    done = subprocess.run(
+        [sys.executable, "-c", f"HEAVY = {heavy!r}\n" + LIGHT_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=clean_env,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
