@@ -1,17 +1,18 @@
-"""Dispatch overhead of the emulator: submit → COMPLETED for a no-op job, 1 and 4 SDK workers.
+"""Dispatch overhead of the emulator: submit → COMPLETED for a no-op job, 1 and 4 SDK workers,
+with the SDK's stock worker loop and with podfleet's prompt loop (WORKER_LOOP), side by side.
 
-Scenarios, per worker count (real `python handler.py` workers, synthetic no-op item):
+Scenarios, per worker count and loop (real `python handler.py` workers, synthetic no-op item):
 - warm:       one job at a time, submitted while every worker holds a job-take open — the
               emulator's own dispatch path plus the SDK's handling, without its post-job pause;
 - back2back:  one job at a time, the next submitted as soon as the previous one COMPLETED;
-              with 1 worker it lands in the SDK's ~1 s pause after each job;
+              with 1 worker and the stock loop it lands in the SDK's ~1 s pause after each job;
 - burst:      all jobs at once; makespan and jobs/s.
-The SDK's post-job pause is measured on its own: per worker, the gap between its job-done post
-and its next job-take request (from the emulator's event timeline).
+The post-job pause is measured on its own: per worker, the gap between its job-done post and its
+next job-take request (from the emulator's event timeline).
 Peer in the same run: the in-process mode (handler called directly, no SDK, no HTTP hop to a
 worker), same no-op job — the floor of what the queue itself costs.
 
-    python bench/bench_dispatch.py [--jobs 30]
+    python bench/bench_dispatch.py [--jobs 30] [--workers 1 4] [--loops stock prompt]
 Writes bench/results/dispatch.json.
 """
 
@@ -62,11 +63,15 @@ def post_job_pauses(events: list[dict]) -> list[float]:
     return gaps
 
 
-def run_sdk(workers: int, jobs: int, tmp: Path) -> dict:
+def run_sdk(workers: int, jobs: int, tmp: Path, loop: str) -> dict:
     cfg = EmulatorConfig(
         workers=workers,
-        worker_env={"INFER_FITNESS_CHECK": "false", "DATABASE_URL": f"sqlite:///{tmp / 'b.db'}"},
-        worker_log_path=tmp / f"workers-{workers}.log",
+        worker_env={
+            "INFER_FITNESS_CHECK": "false",
+            "DATABASE_URL": f"sqlite:///{tmp / 'b.db'}",
+            "WORKER_LOOP": loop,
+        },
+        worker_log_path=tmp / f"workers-{workers}-{loop}.log",
     )
     out: dict = {}
     with run_emulator(cfg) as emu, httpx.Client(base_url=emu.url, timeout=60) as c:
@@ -108,7 +113,7 @@ def run_sdk(workers: int, jobs: int, tmp: Path) -> dict:
             "makespan_s": round(makespan, 2),
             "jobs_per_s": round(jobs / makespan, 2),
         }
-        out["sdk_post_job_pause"] = stats_ms(post_job_pauses(emu.events()))
+        out["post_job_pause"] = stats_ms(post_job_pauses(emu.events()))
     return out
 
 
@@ -142,37 +147,59 @@ async def run_peer(workers: int, jobs: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--jobs", type=int, default=30)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 4])
+    parser.add_argument(
+        "--loops", nargs="+", choices=("stock", "prompt"), default=["stock", "prompt"]
+    )
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "dispatch.json")
     args = parser.parse_args()
     results: dict = {"jobs": args.jobs, "runs": {}}
     with tempfile.TemporaryDirectory() as tmp:
-        for workers in (1, 4):
-            sdk = run_sdk(workers, args.jobs, Path(tmp))
+        for workers in args.workers:
+            sdk = {loop: run_sdk(workers, args.jobs, Path(tmp), loop) for loop in args.loops}
             peer = asyncio.run(run_peer(workers, args.jobs))
             results["runs"][str(workers)] = {"sdk_workers": sdk, "in_process_peer": peer}
 
     print(f"dispatch overhead, no-op synthetic job, {args.jobs} jobs per scenario")
-    print(f"{'workers':>7} {'scenario':<22} {'median ms':>10} {'p90 ms':>8}  {'vs in-process':>13}")
+    head = f"{'workers':>7} {'loop':<6} {'scenario':<20} {'median ms':>10} {'p90 ms':>8}"
+    print(f"{head}  {'vs peer':>8}")
     for workers, run in results["runs"].items():
-        sdk, peer = run["sdk_workers"], run["in_process_peer"]
-        rows = [
-            ("warm (SDK workers)", sdk["warm"], peer["warm"]["median_ms"]),
-            ("  delayTime", sdk["warm_delayTime"], None),
-            ("  executionTime", sdk["warm_executionTime"], None),
-            ("back-to-back", sdk["back2back"], peer["warm"]["median_ms"]),
-            ("SDK post-job pause", sdk["sdk_post_job_pause"], None),
-            ("warm (in-process)", peer["warm"], None),
-        ]
-        for name, s, ref in rows:
-            ratio = f"{s['median_ms'] / ref:.0f}x" if ref else ""
-            print(f"{workers:>7} {name:<22} {s['median_ms']:>10} {s['p90_ms']:>8}  {ratio:>13}")
-        b, pb = sdk["burst"], peer["burst"]
-        burst = f"{b['jobs_per_s']:>7} jobs/s, makespan {b['makespan_s']} s"
-        print(f"{workers:>7} {'burst (SDK workers)':<22} {burst}")
-        print(f"{workers:>7} {'burst (in-process)':<22} {pb['jobs_per_s']:>7} jobs/s")
-    out = ROOT / "bench" / "results" / "dispatch.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"written: {out.relative_to(ROOT)}")
+        peer = run["in_process_peer"]
+        ref = peer["warm"]["median_ms"]
+        for loop, sdk in run["sdk_workers"].items():
+            rows = [
+                ("warm", sdk["warm"], ref),
+                ("  delayTime", sdk["warm_delayTime"], None),
+                ("  executionTime", sdk["warm_executionTime"], None),
+                ("back-to-back", sdk["back2back"], ref),
+                ("post-job pause", sdk["post_job_pause"], None),
+            ]
+            for name, s, r in rows:
+                ratio = f"{s['median_ms'] / r:.0f}x" if r else ""
+                print(
+                    f"{workers:>7} {loop:<6} {name:<20} {s['median_ms']:>10} {s['p90_ms']:>8}"
+                    f"  {ratio:>8}"
+                )
+            b = sdk["burst"]
+            print(
+                f"{workers:>7} {loop:<6} {'burst':<20} {b['jobs_per_s']:>7} jobs/s, "
+                f"makespan {b['makespan_s']} s"
+            )
+        print(f"{workers:>7} {'peer':<6} {'warm (in-process)':<20} {ref:>10}")
+        peer_rate = peer["burst"]["jobs_per_s"]
+        print(f"{workers:>7} {'peer':<6} {'burst (in-process)':<20} {peer_rate:>7} jobs/s")
+        sdk = run["sdk_workers"]
+        if {"stock", "prompt"} <= sdk.keys():
+            stock, prompt = sdk["stock"]["back2back"], sdk["prompt"]["back2back"]
+            faster = stock["median_ms"] / max(prompt["median_ms"], 0.1)
+            run["back2back_stock_over_prompt"] = round(faster, 1)
+            print(
+                f"{workers:>7} back-to-back: stock {stock['median_ms']} ms, prompt "
+                f"{prompt['median_ms']} ms ({faster:.1f}x)"
+            )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"written: {args.out}")
 
 
 if __name__ == "__main__":

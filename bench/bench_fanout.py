@@ -17,8 +17,10 @@ Lower bound = max(total work / N, longest item). Two item orders are run:
 
     python bench/bench_fanout.py [--workers 4 8] [--items 120] [--orders shuffled clustered]
                                  [--seeds 7] [--chunk-order interleaved] [--skip-static]
+                                 [--worker-loop stock|prompt]
 Writes bench/results/fanout.json (--out). --chunk-order sets the coordinator's CHUNK_ORDER;
---seeds runs every configuration once per duration draw.
+--seeds runs every configuration once per duration draw; --worker-loop sets the workers'
+WORKER_LOOP (default: the setting's default).
 """
 
 from __future__ import annotations
@@ -148,6 +150,7 @@ def bench(n: int, orders: list[str], args: argparse.Namespace) -> list[dict[str,
             "LOG_LEVEL": "WARNING",
             "STATUS_POLL_INTERVAL_S": str(args.poll_s),
             "CHUNK_ORDER": args.chunk_order,
+            **({"WORKER_LOOP": args.worker_loop} if args.worker_loop else {}),
         },
     )
     rows = []
@@ -166,6 +169,7 @@ def bench(n: int, orders: list[str], args: argparse.Namespace) -> list[dict[str,
                 "order": order,
                 "seed": seed,
                 "chunk_order": args.chunk_order,
+                "worker_loop": args.worker_loop or "default",
                 "items": len(items),
                 "total_work_s": round(total, 2),
                 "longest_item_s": longest,
@@ -209,6 +213,7 @@ def main() -> None:
     p.add_argument("--mu", type=float, default=0.0, help="log-normal mu (of ln seconds)")
     p.add_argument("--sigma", type=float, default=1.0, help="log-normal sigma")
     p.add_argument("--poll-s", type=float, default=0.25, help="STATUS_POLL_INTERVAL_S")
+    p.add_argument("--worker-loop", choices=["stock", "prompt"], help="WORKER_LOOP of workers")
     args = p.parse_args()
     rows = []
     for n in args.workers:

@@ -86,9 +86,9 @@ class Settings(BaseSettings):
     )
     # --- framework: the worker loop --------------------------------------------------------
     worker_loop: Literal["stock", "prompt"] = Field(
-        "stock",
-        description="prompt = take the next job as soon as a slot frees (the SDK's stock loop "
-        "waits up to 1 s); verified on runpod 1.12.0, stock on any other version.",
+        "prompt",
+        description="prompt = take the next job as soon as a slot frees; stock = the SDK's own "
+        "loop (up to 1 s between jobs). prompt runs only on runpod 1.12.0 (verified), else stock.",
     )
 
 

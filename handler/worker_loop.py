@@ -209,5 +209,5 @@ def install_worker_loop(loop: WorkerLoop) -> WorkerLoop:
         rp_scale.JobScaler = _stock_scaler
         return "stock"
     rp_scale.JobScaler = prompt_job_scaler()
-    logger.debug("worker loop: prompt (runpod {})", sdk_version)
+    logger.info("worker loop: prompt (runpod {})", sdk_version)
     return "prompt"
