@@ -68,3 +68,39 @@ async def test_js_rendered_sources_extracted_end_to_end(site, env) -> None:
     [error] = out["errors"]
     assert error["item_id"] == "fp-unsafe" and error["stage"] == "scrape"
     assert "169.254.169.254 is a cloud metadata address" in error["message"]
+
+
+async def test_inline_source_with_a_browser_url_is_refused_naming_the_field(env) -> None:
+    """Issue 12 defect 3: `{"url": "chrome://version/", "html": "<script>..."}` rendered
+    Chromium's own page (its command line included) and stored it."""
+    job = {
+        "id": "scrape-chrome-inline",
+        "input": {
+            "pipeline": "flashpoints",
+            "date": "2026-11-23",
+            "options": {"embed": False, "return_text": True, "min_words": 0},
+            "items": [
+                {
+                    "id": "fp-chrome",
+                    "title": "Browser pages",
+                    "sources": [
+                        {"url": "chrome://version/", "html": "<script>1</script><p>a</p>"},
+                        {"url": "view-source:http://127.0.0.1/", "html": "<script>2</script>"},
+                        {"url": "file:///etc/passwd", "html": "<script>3</script><p>c</p>"},
+                    ],
+                }
+            ],
+        },
+    }
+    try:
+        out = await handler(job)
+    finally:
+        await RESOURCES.discard(RESOURCE_NAME)
+    text = repr(out)
+    assert "Command Line" not in text and "Executable Path" not in text
+    assert "root:x:0:0" not in text
+    assert out["succeeded"] == 0
+    [error] = out["errors"]
+    assert error["item_id"] == "fp-chrome" and error["stage"] == "scrape"
+    assert "refused: url 'chrome://version/' is a chrome: URL" in error["message"]
+    assert "only http and https" in error["message"]
