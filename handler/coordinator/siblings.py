@@ -77,6 +77,8 @@ class SubmitBreaker:
             return
         if isinstance(reply, BadRequest):
             return  # about this payload, not the endpoint
+        if now_s < self.open_until_s:
+            return  # sent before it opened (the same round): no new evidence
         self.failures += 1
         if self.failures < self.threshold:
             return

@@ -9,13 +9,10 @@ derandomized, so CI sees the same examples each time and a failure reproduces.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, settings
-
-SCALE = float(os.environ.get("PODFLEET_FUZZ_SCALE", "1"))
 
 settings.register_profile(
     "podfleet-ci",
@@ -31,10 +28,6 @@ settings.register_profile(
     ],
 )
 settings.load_profile("podfleet-ci")
-
-
-def examples(n: int) -> int:
-    return max(10, int(n * SCALE))
 
 
 @pytest.fixture(scope="module")

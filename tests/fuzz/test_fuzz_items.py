@@ -5,21 +5,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import examples
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from podfleet.entry import handler
-from podfleet.envelope import parse_job
-from podfleet.pipeline.errors import InputError
-from properties import (
+from fuzz_properties import (
     approx_size,
     assert_clean_output,
     assert_names_field,
+    examples,
     json_values,
     time_bound_s,
     timed,
     weird_text,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from podfleet.entry import handler
+from podfleet.envelope import parse_job
+from podfleet.pipeline.errors import InputError
 
 urls = st.one_of(
     weird_text,

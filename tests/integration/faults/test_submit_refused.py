@@ -103,8 +103,12 @@ def test_breaker_rules() -> None:
     assert not b.allows(14.0) and b.allows(15.0)
     b.record(ok, 15.0)
     assert b.allows(15.0) and b.batch_limit(4) == 4 and not b.stopped
-    for _ in range(5):
+    for _ in range(6):  # one round of concurrent failures opens it once
         b.record(err, 20.0)
+    assert not b.stopped and not b.allows(24.0) and b.allows(25.0)
+    b.record(err, 25.0)  # probe fails: second opening, 10 s
+    assert not b.stopped and b.allows(35.0)
+    b.record(err, 35.0)  # third opening: given up for good
     assert b.stopped and "refused" in b.stopped and not b.allows(1e9)
     auth = SubmitBreaker()
     auth.record(AuthError("run: HTTP 401", status_code=401), 0.0)

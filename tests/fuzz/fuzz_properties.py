@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from typing import Any
@@ -15,6 +16,7 @@ __all__ = [
     "approx_size",
     "assert_clean_output",
     "assert_names_field",
+    "examples",
     "json_values",
     "time_bound_s",
     "timed",
@@ -22,6 +24,7 @@ __all__ = [
 ]
 
 ENVELOPE_FIELDS = set(JobEnvelope.model_fields)
+SCALE = float(os.environ.get("PODFLEET_FUZZ_SCALE", "1"))  # multiplies every example count
 BASE_S = 2.0  # per call, whatever its size (generous: two shared cores, GC, first imports)
 PER_BYTE_S = 20e-6  # 50 kB/s: far slower than linear code, far faster than the old quadratic
 _ODD = [
@@ -61,6 +64,10 @@ numbers = st.one_of(
     st.sampled_from([0, -1, 1, 3600, 3601, 1e308, -0.0, 2**63, 10**30]),
 )
 scalars = st.one_of(st.none(), st.booleans(), numbers, weird_text)
+
+
+def examples(n: int) -> int:
+    return max(10, int(n * SCALE))
 
 
 def _deep(levels: int, kind: str) -> Any:
