@@ -114,12 +114,29 @@ async def load_records(
     run: PipelineRun,
     ctx: RunContext,
 ) -> dict[str, Any] | None:
-    """Store the live items' records; a load failure fails those items (their results drop)."""
+    """Store the live items' records; a load failure fails those items (their results drop).
+
+    A load that could store some items but not others returns stats with `item_errors`
+    ({item id: {"message", "retryable"}}): only those items fail.
+    """
     present = [r for r in records if r is not None]
     if pipeline.load is None or (not present and not ctx.cleanup):
         return None
     try:
-        return await asyncio.to_thread(pipeline.load, present, ctx)
+        stats = await asyncio.to_thread(pipeline.load, present, ctx)
+        if isinstance(stats, dict) and stats.get("item_errors"):
+            stats = dict(stats)
+            failed: dict[str, Any] = stats.pop("item_errors")
+            for i, record in enumerate(records):
+                if record is not None and item_ids[i] in failed:
+                    entry = failed[item_ids[i]]
+                    run.results[i] = None
+                    run.errors.append(
+                        ItemError(
+                            item_ids[i], "load", entry["message"], bool(entry.get("retryable"))
+                        )
+                    )
+        return stats
     except Exception as exc:
         err = translate(exc, "load")
         if isinstance(err, FatalWorkerError):

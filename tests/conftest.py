@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -62,23 +64,43 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     load_settings.cache_clear()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, clean_env, monkeypatch):
-    """DATABASE_URL set to a fresh SQLite file, then to the real PostgreSQL with empty tables."""
-    from podfleet.pipeline.store.db import dispose_engines
-    from podfleet.settings import load_settings
+@contextmanager
+def fresh_postgres_schema(postgres_url: str) -> Iterator[str]:
+    """The PostgreSQL URL with its own new, empty schema first on the search path (dropped after),
+    so tests running at once on the shared database never see each other's tables."""
+    import uuid
+
     from sqlalchemy import create_engine, text
 
-    if request.param == "sqlite":
-        url = f"sqlite:///{clean_env / 'data' / 'podfleet.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-        engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
-        with engine.begin() as conn:  # a clean slate: other tests share this database
-            conn.execute(text("DROP TABLE IF EXISTS documents, flashpoints, runs"))
-        engine.dispose()
-    monkeypatch.setenv("DATABASE_URL", url)
-    load_settings.cache_clear()
-    dispose_engines()
-    yield url
-    dispose_engines()
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in postgres_url else "?"
+    try:
+        yield f"{postgres_url}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, clean_env, monkeypatch):
+    """DATABASE_URL set to a fresh SQLite file, then to the real PostgreSQL in a new empty schema
+    (the schema is migrated on first use, like a new deployment's database)."""
+    from podfleet.pipeline.store.db import dispose_engines
+    from podfleet.settings import load_settings
+
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{clean_env / 'data' / 'podfleet.db'}"
+        else:
+            url = stack.enter_context(
+                fresh_postgres_schema(request.getfixturevalue("postgres_url"))
+            )
+        monkeypatch.setenv("DATABASE_URL", url)
+        load_settings.cache_clear()
+        dispose_engines()
+        yield url
+        dispose_engines()

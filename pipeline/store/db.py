@@ -1,4 +1,4 @@
-"""Engines (one per URL per process, reused by later jobs) and dialect-aware upserts."""
+"""Engines (one per URL per process, reused by later jobs; migrated on first use) and upserts."""
 
 from __future__ import annotations
 
@@ -6,11 +6,14 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from podfleet.pipeline.store.schema import metadata
 from sqlalchemy import Engine, Table, create_engine, event, make_url
 from sqlalchemy.engine import Connection
+from sqlalchemy.pool import StaticPool
 
-__all__ = ["get_engine", "redact_url", "upsert"]
+__all__ = ["dispose_engines", "engine_for", "get_engine", "normalise_url", "redact_url", "upsert"]
+
+CONNECT_TIMEOUT_S = 10  # PostgreSQL: a host that never answers fails this fast (then is retried)
+SQLITE_BUSY_TIMEOUT_MS = 30000
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
@@ -24,43 +27,74 @@ def redact_url(url: str) -> str:
         return "<unparseable database url>"
 
 
-def _normalise(url: str) -> str:
-    # Plain postgresql:// means psycopg2 to SQLAlchemy; we ship psycopg 3.
+def normalise_url(url: str) -> str:
+    """Plain postgresql:// means psycopg2 to SQLAlchemy; we ship psycopg 3."""
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         return "postgresql+psycopg://" + url.split("://", 1)[1]
     return url
 
 
+def engine_for(url: str) -> Engine:
+    """A new engine for `url` (not cached, not migrated): pragmas and transactions set up."""
+    url = normalise_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(
+            url, pool_pre_ping=True, connect_args={"connect_timeout": CONNECT_TIMEOUT_S}
+        )
+    if parsed.database in (None, "", ":memory:"):
+        engine = create_engine(
+            url, poolclass=StaticPool, connect_args={"check_same_thread": False}
+        )  # one shared connection: every thread sees the same in-memory database
+    else:
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, pool_pre_ping=True)
+    event.listen(engine, "connect", _sqlite_connect)
+    event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
 def get_engine(url: str) -> Engine:
-    """The process's engine for `url`, tables created on first use."""
-    url = _normalise(url)
+    """The process's engine for `url`; the schema is migrated to head the first time."""
+    from podfleet.pipeline.store.migrate import migrate
+
+    key = normalise_url(url)
     with _lock:
-        engine = _engines.get(url)
+        engine = _engines.get(key)
         if engine is None:
-            parsed = make_url(url)
-            if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, ":memory:"):
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(url, pool_pre_ping=True)
-            if parsed.get_backend_name() == "sqlite":
-                event.listen(engine, "connect", _sqlite_pragmas)
-            metadata.create_all(engine)
-            _engines[url] = engine
+            engine = engine_for(key)
+            try:
+                migrate(engine)
+            except BaseException:
+                engine.dispose()  # not cached: the next call tries again (the DB may be back)
+                raise
+            _engines[key] = engine
         return engine
 
 
 def dispose_engines() -> None:
-    """Close every pooled connection and forget the engines (tables are re-checked on next use)."""
+    """Close every pooled connection and forget the engines (migrations re-checked on next use)."""
     with _lock:
         for engine in _engines.values():
             engine.dispose()
         _engines.clear()
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+    # pysqlite opens transactions only before DML and never before DDL or SAVEPOINT; let
+    # SQLAlchemy's "begin" event do it instead (SQLAlchemy's documented recipe).
+    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")  # first: WAL below may wait
     cur.execute("PRAGMA journal_mode=WAL")  # several worker processes write the same file
-    cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # `sqlite_begin_immediate`: take the write lock now (migrations, loads), not at first write,
+    # so two writers queue on busy_timeout instead of one failing with "database is locked".
+    immediate = conn.get_execution_options().get("sqlite_begin_immediate", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def upsert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:

@@ -1,4 +1,9 @@
-"""Tables: one row per job run, per flashpoint and date, per document (source) of a flashpoint."""
+"""Tables at the newest migration (`migrations/versions/`): one row per job run, per flashpoint and
+date, per document (source) of a flashpoint.
+
+This module describes the head of the migration chain; it never creates a table. A schema change is
+a new revision (docs/store.md) plus the matching edit here; a test checks that the two agree.
+"""
 
 from __future__ import annotations
 
@@ -17,14 +22,17 @@ from sqlalchemy import (
     Text,
 )
 
-__all__ = ["documents", "flashpoints", "metadata", "runs"]
+__all__ = ["JOB_ID_MAX", "MODEL_NAME_MAX", "documents", "flashpoints", "metadata", "runs"]
+
+JOB_ID_MAX = 200  # characters of a stored job id (longer ids are stored shortened, see validate.py)
+MODEL_NAME_MAX = 200
 
 metadata = MetaData()
 
 runs = Table(
     "runs",
     metadata,
-    Column("job_id", String(200), primary_key=True),
+    Column("job_id", String(JOB_ID_MAX), primary_key=True),
     Column("date", Date, nullable=False, index=True),
     Column("trigger", String(20), nullable=False),
     Column("worker_id", String(200)),
@@ -41,8 +49,11 @@ flashpoints = Table(
     Column("documents", Integer, nullable=False),
     Column("words", Integer, nullable=False),
     Column("centroid", LargeBinary),  # float32 little-endian, or NULL before inference ran
-    Column("job_id", String(200)),
+    Column("job_id", String(JOB_ID_MAX)),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # revision 0002: the model that made `centroid` (NULL: no vector, or stored before 0002)
+    Column("embedding_model", String(MODEL_NAME_MAX)),
+    Column("embedding_dim", Integer),
 )
 
 documents = Table(
@@ -50,8 +61,9 @@ documents = Table(
     metadata,
     Column("date", Date, primary_key=True),
     Column("flashpoint_id", String(200), primary_key=True),
-    Column("source_key", String(8192), primary_key=True),
-    Column("source_index", Integer, nullable=False),
+    # revision 0003: keyed by the source's position, so two sources with one URL are two rows
+    Column("source_index", Integer, primary_key=True),
+    Column("source_key", Text, nullable=False),
     Column("url", Text),
     Column("final_url", Text),
     Column("http_status", Integer),
@@ -66,4 +78,7 @@ documents = Table(
     Column("embedding", LargeBinary),  # float32 little-endian
     Column("links", JSON),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # revision 0002: the model (and its dimension) that made `embedding`
+    Column("embedding_model", String(MODEL_NAME_MAX)),
+    Column("embedding_dim", Integer),
 )

@@ -69,6 +69,7 @@ def record(work: FlashpointWork) -> dict[str, Any]:
         "id": work.item.id,
         "title": work.item.title,
         "centroid": work.centroid,
+        "embedding_model": work.extras.get("embedding_model"),  # what made the vectors below
         "documents": [
             {
                 "index": s.index,

@@ -49,6 +49,8 @@ class EmbedStage:
         logger.info("embedded {} texts: {}", len(texts), result.stats.to_dict())
 
         vectors = result.vectors
+        for st in items:  # stored beside every vector, so vectors of two models never mix
+            st.work.extras["embedding_model"] = infer.model_name
         for i, source in enumerate(docs):
             vector = vectors[i]
             if vector is None:

@@ -1,0 +1,1 @@
+"""Alembic migrations of the store (env.py, versions/), applied by `store/migrate.py`."""
