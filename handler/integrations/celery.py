@@ -22,6 +22,7 @@ task at once. Results (Celery's and the ledger's) expire after `result_expires_s
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import time
 from typing import Any
@@ -137,7 +138,9 @@ def register_tasks(app: Celery, config: CallerConfig) -> dict[str, Task]:
             raise
         if out.kind == "busy":  # another delivery of this key is mid-submission
             raise self.retry(countdown=max(0.5, min(out.retry_in_s, 30)), kwargs=kwargs)
-        if out.job_id is None:
+        if out.kind == "ambiguous" and config.webhook_base_url:
+            out = dataclasses.replace(out, state="ambiguous")  # its webhook may still attach it
+        elif out.job_id is None:
             raise SubmissionFailed(f"key {key}: {out.kind}: {out.error}")
         if out.kind == "submitted":
             job_submitted.send(sender=self, key=key, job_id=out.job_id, payload=payload)
@@ -169,7 +172,8 @@ def register_tasks(app: Celery, config: CallerConfig) -> dict[str, Task]:
             raise
         if rec is None:
             raise SubmissionFailed(f"key {key}: no record (unknown, or expired)")
-        if rec.state in ("final", "ambiguous", "rejected", "cancelled"):
+        settled = ("final", "rejected", "cancelled")
+        if rec.state in settled or (rec.state == "ambiguous" and not config.webhook_base_url):
             return record_view(rec, key)
         waited_s = time.time() - started
         if rec.job_id is None and waited_s > config.wait_timeout_s:

@@ -57,9 +57,9 @@ class CallerConfig(BaseModel):
     # --- POST /run ------------------------------------------------------------------------
     run_retries: int = Field(5, ge=0, description="/run retries after a definite rejection.")
     retry_run_on_server_error: bool = Field(
-        True,
-        description="Take a 5xx reply to /run as 'no job created' and retry it (the emulator "
-        "guarantees it; RunPod does not document it). False: a 5xx is ambiguous.",
+        False,
+        description="Take a 5xx reply to /run as 'no job created' and retry it. RunPod does not "
+        "say whether a 5xx can follow an accepted job, so the default treats it as ambiguous.",
     )
     on_ambiguous: Literal["fail", "resubmit"] = Field(
         "fail",

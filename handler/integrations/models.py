@@ -80,6 +80,7 @@ class JobView(BaseModel):
     delay_time_ms: float | None = None
     execution_time_ms: float | None = None
     worker_id: str | None = None
+    attempts: int = Field(0, description="/run requests sent for this key.")
     duplicates: list[str] = Field(
         default_factory=list, description="Other job ids seen for this key (should be empty)."
     )
@@ -95,11 +96,12 @@ class JobView(BaseModel):
             job_id=rec.job_id,
             status=rec.status,
             output=result.get("output"),
-            error=result.get("error") if result.get("error") is not None else rec.error,
+            error=result.get("error") if rec.state == "final" else rec.error,
             progress=result.get("progress"),
             delay_time_ms=result.get("delay_time_ms"),
             execution_time_ms=result.get("execution_time_ms"),
             worker_id=result.get("worker_id"),
+            attempts=rec.attempts,
             duplicates=rec.duplicates,
             status_url=f"{prefix}/jobs/{rec.key}",
             cancel_url=f"{prefix}/jobs/{rec.key}/cancel",

@@ -5,11 +5,12 @@ Used by the FastAPI router (directly) and by the Celery tasks (in each worker pr
 Which /run failures may be retried (the request certainly created no job):
 - 429: the endpoint's rate limiter refused it;
 - a connection that could not be opened (the request was never sent);
-- a 5xx reply, when `retry_run_on_server_error` (the emulator guarantees an injected error has no
-  effect; RunPod does not document it, so this is a choice, see docs/caller.md).
-A timeout or a connection dropped after sending is *ambiguous*: a job may exist. The key is then
-marked `ambiguous` and not submitted again (unless `on_ambiguous="resubmit"`); a webhook for the
-key, if it comes, still attaches the job and its result.
+- a 5xx reply, only if `retry_run_on_server_error` (off by default: RunPod does not say that a 5xx
+  means no job was created, and a gateway error can follow an accepted one).
+Anything else that may have reached the endpoint (5xx, timeout, a connection dropped after sending)
+is *ambiguous*: a job may exist. The key is then marked `ambiguous` and not submitted again
+(unless `on_ambiguous="resubmit"`); with webhooks on, the job's webhook (it carries the key and
+its token) attaches the job and its result when it ends, so the result still arrives once.
 """
 
 from __future__ import annotations

@@ -71,23 +71,49 @@ def test_same_idempotency_key_twice_is_one_job(stack) -> None:
 
 
 def test_429_and_5xx_storm_every_job_once_and_completed(stack) -> None:
+    """429s everywhere (the rate limiter refused: /run is retried); 5xx on the reads; and /run
+    answering 502 after it accepted the job, which a retry would duplicate: those keys are
+    ambiguous, never resubmitted, and their webhook brings the job and its result."""
     emu = stack.emu
-    items = [uid(f"storm{i}") for i in range(8)]
+    items = [uid(f"storm{i}") for i in range(10)]
+    keys = []
     try:
-        emu.faults.api_error_statuses = [429, 500, 502, 503]
-        emu.faults.api_error_rate = 0.35
-        keys = []
-        for item in items:
+        emu.faults.api_error_statuses = [429]
+        emu.faults.api_error_rate = 0.4
+        for item in items[:5]:
             r = httpx.post(f"{stack.celery_url}/jobs", json={"input": job(item)}, timeout=10)
             assert r.status_code == 202, r.text
             keys.append(r.json()["key"])
+        wait_for(lambda: all(stack.submissions(i) for i in items[:5]), 60, "429 phase submitted")
+        emu.faults.api_error_statuses = [500, 502, 503, 429]
+        emu.faults.api_error_routes = ["status", "health", "cancel"]
+        emu.faults.run_accepted_error_rate = 0.5
+        for item in items[5:]:
+            r = httpx.post(f"{stack.celery_url}/jobs", json={"input": job(item)}, timeout=10)
+            keys.append(r.json()["key"])
         views = [wait_final(stack.celery_url, k, 150) for k in keys]
     finally:
-        emu.faults.api_error_rate = 0.0
+        emu.faults.api_error_rate = emu.faults.run_accepted_error_rate = 0.0
+        emu.faults.api_error_routes = None
     for item, view in zip(items, views, strict=True):
         assert view["status"] == "COMPLETED", view
         assert view["output"]["results"][0]["id"] == item
-        assert stack.submissions(item) == [view["job_id"]]
+        assert stack.submissions(item) == [view["job_id"]]  # exactly one job each
+
+
+def test_accepted_then_5xx_is_resolved_by_the_jobs_webhook(stack) -> None:
+    item = uid("accepted")
+    try:
+        stack.emu.faults.run_accepted_error_rate = 1.0
+        r = httpx.post(f"{stack.celery_url}/jobs", json={"input": job(item)}, timeout=10)
+        key = r.json()["key"]
+        wait_for(lambda: stack.submissions(item), 30, "the accepted job")
+    finally:
+        stack.emu.faults.run_accepted_error_rate = 0.0
+    done = wait_final(stack.celery_url, key)
+    assert done["status"] == "COMPLETED" and done["job_id"] == stack.submissions(item)[0]
+    assert len(stack.submissions(item)) == 1 and done["duplicates"] == []
+    assert done["attempts"] == 1  # the 502 was not retried
 
 
 def test_worker_sigkilled_after_run_redelivers_and_picks_the_job_up(stack) -> None:
@@ -162,8 +188,8 @@ def test_health_and_connection_test_report_endpoint_and_celery(stack) -> None:
 
 def test_direct_mode_result_arrives_by_webhook_only_with_the_jobs_token(stack) -> None:
     item = uid("hook")
-    r = httpx.post(f"{stack.direct_url}/jobs", json={"input": job(item)}, timeout=10)
-    assert r.status_code == 202, r.text
+    r = httpx.post(f"{stack.direct_url}/jobs", json={"input": job(item, 0.5)}, timeout=10)
+    assert r.status_code == 202, r.text  # not done yet: accepted, with its job id
     key, job_id = r.json()["key"], r.json()["job_id"]
     assert job_id == stack.submissions(item)[0]  # direct mode: the job id in the 202
     stack.emu.wait_job(job_id, timeout_s=30)

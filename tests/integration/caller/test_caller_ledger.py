@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 from podfleet.emulator import EmulatorConfig, run_in_process
-from podfleet.integrations import CallerConfig, Ledger, Submitter
+from podfleet.integrations import CallerConfig, Ledger, Submitter, TransientSubmitError
 
 JOB = {"mode": "worker", "pipeline": "synthetic", "items": [{"id": "a"}]}
 
@@ -82,7 +82,8 @@ async def test_storm_of_429_and_5xx_on_run_still_submits_each_key_once(redis_url
         emu.faults.api_error_rate = 0.5
         emu.faults.api_error_statuses = [429, 500, 503]
         emu.faults.seed = 7
-        cfg = caller_config(emu, redis_url, prefix, run_retries=12)
+        # api_error_rate answers before the call has any effect, so here a 5xx means "no job"
+        cfg = caller_config(emu, redis_url, prefix, run_retries=12, retry_run_on_server_error=True)
         async with Submitter(cfg, transport=emu.transport) as sub:
             sub._backoff = sub._backoff.__class__(max_retries=12, base_s=0.01, max_s=0.05)
             outs = await asyncio.gather(*(sub.submit(f"k{i}", {"n": i}) for i in range(12)))
@@ -91,6 +92,27 @@ async def test_storm_of_429_and_5xx_on_run_still_submits_each_key_once(redis_url
             await emu.wait_idle(10)
         inputs = sorted(j["output"]["echo"]["n"] for j in emu.jobs())
         assert inputs == list(range(12))  # one job per key, none twice
+
+
+async def test_a_5xx_after_the_job_was_accepted_is_ambiguous_not_a_duplicate(
+    redis_url, prefix
+) -> None:
+    async with run_in_process(EmulatorConfig(workers=1), handler=echo) as emu:
+        emu.faults.run_accepted_error_rate = 1.0  # job created, caller sees 502
+        async with Submitter(caller_config(emu, redis_url, prefix), transport=emu.transport) as sub:
+            out = await sub.submit("k", JOB)
+            assert out.kind == "ambiguous" and "502" in out.error
+            assert (await sub.submit("k", JOB)).kind == "ambiguous"  # asked again: still no
+            assert (await sub.ledger.get("k")).state == "ambiguous"
+        naive_cfg = caller_config(
+            emu, redis_url, prefix + "n", retry_run_on_server_error=True, run_retries=2
+        )
+        async with Submitter(naive_cfg, transport=emu.transport) as naive:
+            naive._backoff = naive._backoff.__class__(max_retries=2, base_s=0.01, max_s=0.02)
+            with pytest.raises(TransientSubmitError):
+                await naive.submit("k", JOB)  # retrying a 5xx: three /run, three jobs
+        await emu.wait_idle(10)
+        assert len(emu.jobs()) == 1 + 3
 
 
 async def test_a_rejected_run_is_recorded_with_its_reason(redis_url, prefix) -> None:
