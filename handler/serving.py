@@ -65,7 +65,13 @@ def serve(*pipelines: Pipeline | str, builtins: bool = False) -> None:
     if caller.get("__name__") != "__main__" or _serving:
         return
     _serving = True
-    prepare(pipelines, builtins=builtins, origin="__main__", origin_file=caller.get("__file__"))
+    from podfleet.pipeline.registry import DuplicatePipelineError, PipelineImportError
+    from podfleet.pipeline.stage import PipelineSettingsError
+
+    try:
+        prepare(pipelines, builtins=builtins, origin="__main__", origin_file=caller.get("__file__"))
+    except (DuplicatePipelineError, PipelineImportError, PipelineSettingsError) as exc:
+        raise SystemExit(f"podfleet: {exc}") from None  # a clear line, not a traceback
 
     from podfleet.main import main
 
