@@ -97,6 +97,8 @@ async def _load_mode_run(
     local, local_url = local_reference
     await seed_stale_flashpoint(fan_url)
     monkeypatch.setenv("DATABASE_URL", fan_url)  # what the in-process siblings' settings read
+    # A sibling returns records by its own LOAD_MODE (the endpoint's), not by its input.
+    monkeypatch.setenv("LOAD_MODE", "coordinator")
     load_settings.cache_clear()
     settings = Settings(
         runpod_endpoint_id="local-endpoint",

@@ -5,9 +5,17 @@ unreachable API. Every item is accounted for (its result or its error) in bounde
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
-from campaign import accounted, closed_port, submit_and_wait, synthetic_input, wait_for
+from campaign import (
+    accounted,
+    client_for,
+    closed_port,
+    submit_and_wait,
+    synthetic_input,
+    wait_for,
+)
 
 pytestmark = pytest.mark.emulator
 
@@ -110,3 +118,28 @@ def test_an_unreachable_api(misconfigured):
     assert out["ok"] is True and not siblings
     assert fan["siblings_submitted"] == 0 and fan["chunks_local"] == fan["chunks"]
     assert elapsed_s < 60
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"pipeline": "p" * 100_000, "items": [{"id": "a"}]}, "pipeline"),
+        ({"pipeline": "synthetic", "items": [{"id": "i" * 150_000}]}, "items.0.id"),
+        ({"items": [{"id": "a", "title": "a://b:" * 50_000, "sources": []}]}, "items.0.title"),
+    ],
+    ids=["pipeline-100k", "item-id-150k", "title-300k"],
+)
+def test_huge_inputs_are_refused_promptly_and_the_worker_stays_well(fleet, payload, field):
+    """Defect 1: a 150k-character item id was TIMED_OUT at 20 s and its worker stayed stuck
+    (quadratic log redaction); the next job finished at 127 s."""
+    with client_for(fleet) as client:
+        t0 = time.monotonic()
+        bad = client.wait(client.run({"mode": "worker", **payload}).id, timeout_s=60)
+        bad_s = time.monotonic() - t0
+        quick = {**synthetic_input(2, 0.0, workers=1), "mode": "worker"}
+        good = client.wait(client.run(quick).id, timeout_s=60)
+        good_s = time.monotonic() - t0
+    assert bad.status == "FAILED" and str(bad.error).startswith(f"{field}: "), bad.error
+    assert len(str(bad.error)) < 2_000
+    assert good.status == "COMPLETED" and good.output["ok"] is True
+    assert bad_s < 15 and good_s < 30, (bad_s, good_s)
