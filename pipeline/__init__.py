@@ -1,6 +1,7 @@
 """podfleet's pure library: stages, pipelines, and the parts they are made of.
 
-Never imports `runpod` or `handler`: it can be used and tested without RunPod.
+Never imports `runpod`: it can be used and tested without RunPod. (The registry reads
+PODFLEET_PIPELINES through `podfleet.settings` on its first lookup, unless `configure()` ran.)
 """
 
 from podfleet.pipeline.config import InferConfig, PipelineConfig, ScrapeConfig, StoreConfig
@@ -11,8 +12,13 @@ from podfleet.pipeline.errors import (
     StageError,
     StageTimeout,
 )
-from podfleet.pipeline.registry import get_pipeline, known_pipelines, register
-from podfleet.pipeline.resources import WarmResources
+from podfleet.pipeline.registry import (
+    get_pipeline,
+    known_pipelines,
+    register,
+    required_resources,
+)
+from podfleet.pipeline.resources import Resource, WarmResources
 from podfleet.pipeline.runner import PipelineRun, run_pipeline
 from podfleet.pipeline.stage import ItemError, ItemState, Pipeline, RunContext, Stage
 
@@ -26,6 +32,7 @@ __all__ = [
     "PipelineConfig",
     "PipelineRun",
     "PodfleetError",
+    "Resource",
     "RunContext",
     "ScrapeConfig",
     "Stage",
@@ -36,5 +43,6 @@ __all__ = [
     "get_pipeline",
     "known_pipelines",
     "register",
+    "required_resources",
     "run_pipeline",
 ]

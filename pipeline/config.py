@@ -1,5 +1,7 @@
-"""Typed configuration the stages receive. The edge builds it from its settings; the pipeline
-library never reads the environment itself."""
+"""Typed configuration of podfleet's shared stage machinery (scraping, inference, the store), built
+by the edge from its settings. It is not where a pipeline's own configuration lives: that is the
+pipeline's `options_model` (per job) and `settings_model` (per deployment, its own env prefix,
+`ctx.settings`), so any pipeline can add its own without editing this file."""
 
 from __future__ import annotations
 
