@@ -9,6 +9,7 @@ import sys
 import pytest
 import runpod.version
 from loguru import logger
+from podfleet.main import runs_job_loop
 from podfleet.worker_loop import VERIFIED_SDK_VERSIONS, install_worker_loop, prompt_job_scaler
 from runpod.serverless.modules import rp_scale
 
@@ -83,3 +84,13 @@ def test_the_sdk_imports_without_its_probes(repo_root) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report == {"ipython": False, "processor": True, "restored": True, "start": True}
+
+
+def test_the_job_loop_is_recognised_as_the_sdk_decides() -> None:
+    take = "http://127.0.0.1:1/v2/ep/job-take/$ID?gpu=x"
+    assert runs_job_loop(take, []) is True
+    assert runs_job_loop(take, ["--rp_log_level", "DEBUG"]) is True
+    assert runs_job_loop(None, []) is False and runs_job_loop("", []) is False
+    assert runs_job_loop(take, ["--test_input", "{}"]) is False
+    assert runs_job_loop(take, ["--test_input={}"]) is False
+    assert runs_job_loop(take, ["--rp_serve_api"]) is False
