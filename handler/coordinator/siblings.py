@@ -121,11 +121,11 @@ class SiblingPool:
         return_records: bool,
         cleanup: bool,
         breaker: SubmitBreaker | None = None,
-        submit_timeout_s: float = SUBMIT_TIMEOUT_S,
+        submit_timeout_s: float | None = None,
     ):
         self.client = client
         self.breaker = breaker or SubmitBreaker()
-        self.submit_timeout_s = submit_timeout_s
+        self.submit_timeout_s = SUBMIT_TIMEOUT_S if submit_timeout_s is None else submit_timeout_s
         self.parsed = parsed
         self.policy = policy
         self.stats = stats

@@ -82,6 +82,35 @@ async def test_an_endpoint_refusing_every_submission_is_given_up(clean_env, repl
     assert elapsed_s < 30
 
 
+async def test_a_black_holed_run_is_bounded(clean_env, monkeypatch) -> None:
+    """A /run that never answers (accepted connection, no reply) costs SUBMIT_TIMEOUT_S, not
+    the client's timeout times its retries (the loop awaiting it used to hang with it)."""
+    import asyncio
+
+    from podfleet.coordinator import siblings
+
+    monkeypatch.setattr(siblings, "SUBMIT_TIMEOUT_S", 0.3)
+
+    async def hang(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    settings = Settings(runpod_endpoint_id="ep", status_poll_interval_s=0.05)
+    client = EndpointClient(
+        endpoint_id="ep",
+        base_url="http://api.invalid/v2",
+        transport=httpx.MockTransport(hang),
+        timeout_s=3600,
+        retry=RetryPolicy(max_retries=5),
+    )
+    t0 = time.monotonic()
+    async with client:
+        out = await coordinate(parse_job(job(12)), settings, job(12), client=client)
+    assert_all_done_locally(out, 12)
+    assert out["fanout"]["submit_errors"] >= 1
+    assert time.monotonic() - t0 < 10
+
+
 def test_breaker_rules() -> None:
     from podfleet.api import AuthError, BadRequest, JobState, ServerError
 
