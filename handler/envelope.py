@@ -136,41 +136,56 @@ def _bad(path: tuple[Any, ...], prefix: str, what: str) -> InputError:
     return InputError(field, f"invalid input: {field}: {what}")
 
 
+def _scalar_problem(value: Any) -> str | None:
+    """What is wrong with a non-container value, or None if it is fine (or a container)."""
+    kind = type(value)
+    if kind is str:
+        if value.isascii():
+            return None
+        if bad := _SURROGATE.search(value):
+            return f"expected valid Unicode, got a lone surrogate U+{ord(bad.group()):04X}"
+        return None
+    if value is None or kind is bool or isinstance(value, dict | list | tuple):
+        return None
+    if isinstance(value, int):
+        return None if value.bit_length() <= MAX_INT_BITS else "expected an integer within 64 bits"
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"expected a finite number, got {value}"
+    if isinstance(value, str):  # a str subclass
+        return _scalar_problem(str(value))
+    return f"expected a JSON value, got {kind.__name__}"
+
+
 def check_json_value(data: Any, prefix: str = "") -> None:
     """Raise InputError (naming the field) unless `data` is plain JSON our models can judge:
     str without lone surrogates, finite floats, ints within 64 bits, bool, None, str-keyed dicts
-    and lists nested at most MAX_DEPTH deep. Iterative and linear in the size of `data`."""
+    and lists nested at most MAX_DEPTH deep. Iterative and linear in the size of `data`; only
+    containers go on the stack (scalars are checked where they sit)."""
+    if problem := _scalar_problem(data):
+        raise _bad((), prefix, problem)
+    if not isinstance(data, dict | list | tuple):
+        return
     stack: list[tuple[Any, tuple[Any, ...]]] = [(data, ())]
     while stack:
         value, path = stack.pop()
-        if isinstance(value, str):
-            if bad := _SURROGATE.search(value):
-                code = f"U+{ord(bad.group()):04X}"
-                raise _bad(path, prefix, f"expected valid Unicode, got a lone surrogate {code}")
-        elif value is None or isinstance(value, bool):
-            continue
-        elif isinstance(value, int):
-            if value.bit_length() > MAX_INT_BITS:
-                raise _bad(path, prefix, "expected an integer within 64 bits")
-        elif isinstance(value, float):
-            if not math.isfinite(value):
-                raise _bad(path, prefix, f"expected a finite number, got {value}")
-        elif isinstance(value, dict | list | tuple):
-            if len(path) >= MAX_DEPTH:
-                raise _bad(path, prefix, f"nested deeper than {MAX_DEPTH} levels")
-            if isinstance(value, dict):
-                children = []
-                for key, child in value.items():
-                    if not isinstance(key, str):
-                        raise _bad(path, prefix, f"expected string keys, got {type(key).__name__}")
-                    if _SURROGATE.search(key):
-                        raise _bad((*path, key), prefix, "expected a valid Unicode field name")
-                    children.append((child, (*path, key)))
-            else:
-                children = [(child, (*path, i)) for i, child in enumerate(value)]
-            stack.extend(reversed(children))  # report the first bad value in input order
+        if len(path) >= MAX_DEPTH:
+            raise _bad(path, prefix, f"nested deeper than {MAX_DEPTH} levels")
+        if isinstance(value, dict):
+            for key in value:
+                if type(key) is not str:
+                    raise _bad(path, prefix, f"expected string keys, got {type(key).__name__}")
+                if _SURROGATE.search(key):
+                    raise _bad((*path, key), prefix, "expected a valid Unicode field name")
+            pairs: Any = value.items()
         else:
-            raise _bad(path, prefix, f"expected a JSON value, got {type(value).__name__}")
+            pairs = enumerate(value)
+        containers = []
+        for key, child in pairs:
+            if problem := _scalar_problem(child):
+                raise _bad((*path, key), prefix, problem)
+            if isinstance(child, dict | list | tuple):
+                containers.append((child, (*path, key)))
+        stack.extend(reversed(containers))
 
 
 def _validate(model: type[BaseModel], data: Any, prefix: str = "") -> Any:
