@@ -35,7 +35,9 @@ def prefix() -> str:
 
 
 class Stack:
-    """The emulator (4 SDK workers), a Celery worker, two uvicorn apps (celery and direct)."""
+    """The emulator (4 SDK workers), a Celery worker, two uvicorn apps (celery and direct).
+
+    One per session (started in ~20 s): tests reset any fault they inject, in `finally`."""
 
     def __init__(self, emu, setup: dict, tmp: Path) -> None:
         self.emu, self.setup, self.tmp = emu, setup, tmp
@@ -84,7 +86,7 @@ class Stack:
         return emu._call(scan)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def stack(tmp_path_factory, redis_url):
     from podfleet.emulator import run_emulator
 

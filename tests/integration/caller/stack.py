@@ -20,7 +20,15 @@ from typing import Any
 
 import httpx
 
-__all__ = ["Proc", "free_port", "start_celery_worker", "start_flower", "start_uvicorn", "wait_for"]
+__all__ = [
+    "FLOWER_AUTH",
+    "Proc",
+    "free_port",
+    "start_celery_worker",
+    "start_flower",
+    "start_uvicorn",
+    "wait_for",
+]
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -116,13 +124,21 @@ def start_uvicorn(
     return proc, url
 
 
+FLOWER_AUTH = ("podfleet", "flower-test-password")
+
+
 def start_flower(setup: dict[str, Any], tmp: Path) -> tuple[Proc, str]:
+    """Flower with HTTP basic auth (its API refuses unauthenticated calls by default)."""
     port = free_port()
     cmd = [
         sys.executable, "-m", "celery", "-A", "tests.integration.caller.celery_app", "flower",
-        "--address=127.0.0.1", f"--port={port}", "--unauthenticated_api",
+        "--address=127.0.0.1", f"--port={port}", f"--basic-auth={':'.join(FLOWER_AUTH)}",
     ]  # fmt: skip
     proc = Proc("flower", cmd, _env(setup), tmp / "flower.log")
     url = f"http://127.0.0.1:{port}"
-    wait_for(lambda: httpx.get(f"{url}/api/workers", timeout=5).status_code == 200, 30, "flower")
+
+    def up() -> bool:
+        return httpx.get(f"{url}/api/workers", auth=FLOWER_AUTH, timeout=5).status_code == 200
+
+    wait_for(up, 30, "flower")
     return proc, url

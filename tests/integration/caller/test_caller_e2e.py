@@ -227,3 +227,26 @@ def test_run_timeout_is_ambiguous_and_not_resubmitted(stack) -> None:
     second = asyncio.run(submit())  # with no latency, a resubmission would create a job now
     assert second.kind == "ambiguous" and second.job_id is None
     assert stack.submissions(item) == before
+
+
+def test_flower_sees_the_tasks(stack) -> None:
+    from tests.integration.caller.stack import FLOWER_AUTH, start_flower
+
+    flower, url = start_flower(stack.setup, stack.tmp)
+    stack.procs["flower"] = flower
+    api = httpx.Client(base_url=f"{url}/api", auth=FLOWER_AUTH, timeout=10)
+    assert api.get("/tasks", auth=("podfleet", "wrong")).status_code == 401
+    wait_for(lambda: api.get("/workers", params={"refresh": "true"}).json(), 30, "a worker")
+    item = uid("flower")
+    r = httpx.post(f"{stack.celery_url}/jobs", json={"input": job(item)}, timeout=10)
+    key = r.json()["key"]
+    wait_final(stack.celery_url, key)
+
+    def seen() -> dict | None:
+        task = api.get("/tasks").json().get(submit_task_id(key))
+        return task if task and task["state"] == "SUCCESS" else None
+
+    task = wait_for(seen, 30, "flower reports the submit task", every_s=0.5)
+    assert task["name"] == "podfleet.submit" and key in task["result"]
+    waits = api.get("/tasks", params={"taskname": "podfleet.wait"}).json()
+    assert f"podfleet-wait:{key}" in waits
