@@ -104,7 +104,7 @@ from podfleet.settings import load_settings
 with SyncEndpointClient.from_settings(load_settings()) as client:
     job = client.run(json.loads(sys.argv[1]))
     state = client.wait(job.id, timeout_s=180, interval_s=0.25)
-print(json.dumps({"status": str(state.status), "output": state.output}))
+print(json.dumps({"id": job.id, "status": str(state.status), "output": state.output}))
 """
 
 
@@ -141,6 +141,14 @@ def test_health_from_client_venv_and_fanout_from_podfleet_emulate(
             round((i + 0.5) * 1.17, 2) for i in range(1, 10)
         ]
         assert out["mode"] == "coordinator" and out["fanout"]["siblings_submitted"] >= 3
+        # the CLI's submit and status from the client-only venv
+        small = {"input": {"pipeline": "pricefeed", "items": feeds[:2]}}
+        (tmp_path / "job.json").write_text(json.dumps(small))
+        cli = str(client_venv.bin / "podfleet")
+        done = _client(client_venv, base_url, cli, "submit", str(tmp_path / "job.json"), "--wait")
+        assert done.returncode == 0 and "COMPLETED" in done.stdout + done.stderr, done
+        done = _client(client_venv, base_url, cli, "status", final["id"])
+        assert done.returncode == 0 and "COMPLETED" in done.stdout, done
         log = (tmp_path / "workers.log").read_text()
         assert "flashpoints" not in log  # the project's worker registers its own pipeline only
     finally:
