@@ -124,6 +124,13 @@ class Pipeline(Generic[W]):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "resources", resource_set(self.resources))
+        for field_name in ("item_model", "options_model"):
+            model = getattr(self, field_name)
+            if not (isinstance(model, type) and issubclass(model, BaseModel)) or model is BaseModel:
+                raise TypeError(
+                    f"pipeline {self.name!r}: {field_name} must be a subclass of pydantic's "
+                    f"BaseModel, got {model!r}"
+                )
         if self.settings_model is not None and not (
             isinstance(self.settings_model, type) and issubclass(self.settings_model, BaseModel)
         ):

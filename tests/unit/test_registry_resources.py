@@ -99,3 +99,10 @@ def test_flashpoints_min_words_defaults_to_its_setting(monkeypatch: pytest.Monke
     assert FlashpointsOptions().min_words == 7
     assert FlashpointsOptions(min_words=3).min_words == 3  # a job's option still wins
     clear_settings_cache()
+
+
+def test_models_must_be_pydantic_models() -> None:
+    with pytest.raises(TypeError, match="options_model must be a subclass of pydantic's BaseModel"):
+        _pipeline(options_model=BaseModel)
+    with pytest.raises(TypeError, match="item_model must be a subclass"):
+        _pipeline(item_model=dict)
