@@ -10,11 +10,18 @@ from podfleet.envelope import ParsedJob
 from podfleet.output import run_output
 from podfleet.pipeline.config import InferConfig, PipelineConfig, ScrapeConfig, StoreConfig
 from podfleet.pipeline.resources import WarmResources
-from podfleet.pipeline.runner import PipelineRun, run_pipeline
+from podfleet.pipeline.runner import PipelineRun, ProgressFn, run_pipeline
 from podfleet.pipeline.stage import RunContext
 from podfleet.settings import Settings
 
-__all__ = ["RESOURCES", "pipeline_config", "run_context", "run_items", "run_worker"]
+__all__ = [
+    "RESOURCES",
+    "pipeline_config",
+    "run_context",
+    "run_items",
+    "run_worker",
+    "stage_progress",
+]
 
 # One set per process: the browser and the model outlive a job (warm worker).
 RESOURCES = WarmResources()
@@ -71,11 +78,37 @@ def run_context(
 
 
 async def run_items(
-    parsed: ParsedJob, items: list[Any], settings: Settings, *, load: bool, keep_records: bool
+    parsed: ParsedJob,
+    items: list[Any],
+    settings: Settings,
+    *,
+    load: bool,
+    keep_records: bool,
+    progress: ProgressFn | None = None,
 ) -> PipelineRun:
     """Run the pipeline over `items` (all of the job's, or one chunk of them)."""
     ctx = run_context(parsed, settings)
-    return await run_pipeline(parsed.pipeline, items, ctx, load=load, keep_records=keep_records)
+    return await run_pipeline(
+        parsed.pipeline, items, ctx, load=load, keep_records=keep_records, progress=progress
+    )
+
+
+def stage_progress(parsed: ParsedJob, settings: Settings) -> ProgressFn:
+    """Publish the pipeline's per-stage progress with `runpod.serverless.progress_update`
+    (inside the RunPod worker loop only; throttled to one post a second, the first at once)."""
+    from podfleet.coordinator.progress import ProgressPublisher  # the package imports us
+
+    publisher = ProgressPublisher({"id": parsed.job_id}, enabled=settings.on_runpod)
+    first = True
+
+    def publish(data: dict[str, Any]) -> None:
+        nonlocal first
+        if data.get("stage") == "done":
+            return  # the result follows at once; a progress post would arrive after it
+        publisher.update(data, force=first)
+        first = False
+
+    return publish
 
 
 async def run_worker(parsed: ParsedJob, settings: Settings) -> dict[str, Any]:
@@ -83,7 +116,12 @@ async def run_worker(parsed: ParsedJob, settings: Settings) -> dict[str, Any]:
     sibling = parsed.envelope.sibling
     return_records = bool(sibling and sibling.return_records)
     run = await run_items(
-        parsed, parsed.items, settings, load=not return_records, keep_records=return_records
+        parsed,
+        parsed.items,
+        settings,
+        load=not return_records,
+        keep_records=return_records,
+        progress=stage_progress(parsed, settings),
     )
     for result in run.results:
         if result is not None and "id" in result:

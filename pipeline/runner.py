@@ -15,7 +15,28 @@ from podfleet.pipeline.translate import translate
 
 __all__ = ["PipelineRun", "load_records", "run_pipeline"]
 
-ProgressFn = Callable[[int, int], Any]
+ProgressFn = Callable[[dict[str, Any]], Any]
+"""Called with {"stage", "stages_done", "stages_total", "items_total", "items_failed"} before
+each stage and once at the end (stage "done"). Pure: the caller decides where it goes."""
+
+
+def _report(
+    progress: ProgressFn | None, stage: str, done: int, total: int, items: int, failed: int
+) -> None:
+    if progress is None:
+        return
+    try:
+        progress(
+            {
+                "stage": stage,
+                "stages_done": done,
+                "stages_total": total,
+                "items_total": items,
+                "items_failed": failed,
+            }
+        )
+    except Exception as exc:  # progress is best effort: never fail the items for it
+        logger.warning("progress callback failed: {}", exc)
 
 
 @dataclass
@@ -36,8 +57,11 @@ async def run_pipeline(
     *,
     load: bool = True,
     keep_records: bool = False,
+    progress: ProgressFn | None = None,
 ) -> PipelineRun:
     """Run every stage over `items`; a failing item is `None` in `results` and listed in `errors`.
+
+    `progress` (optional) hears about each stage as it starts, and the end (see `ProgressFn`).
 
     `FatalWorkerError` is not contained: it means the process is unfit and propagates.
     """
@@ -59,10 +83,12 @@ async def run_pipeline(
         states.append(state)
     timings["start"] = round(time.perf_counter() - t0, 4)
 
-    for stage in pipeline.stages:
+    n_stages = len(pipeline.stages) + (1 if load and pipeline.load is not None else 0)
+    for k, stage in enumerate(pipeline.stages):
         live = [s for s in states if s.alive]
         if not live:
             break
+        _report(progress, stage.name, k, n_stages, len(states), len(states) - len(live))
         t_stage = time.perf_counter()
         try:
             async with asyncio.timeout(ctx.remaining_s()):
@@ -97,6 +123,8 @@ async def run_pipeline(
 
     run = PipelineRun(results, [s.error for s in states if s.error], records, timings)
     if load and pipeline.load is not None:
+        failed = sum(not s.alive for s in states)
+        _report(progress, "load", len(pipeline.stages), n_stages, len(states), failed)
         t_load = time.perf_counter()
         run.load_stats = await load_records(
             pipeline, records, [s.item_id for s in states], run, ctx
@@ -104,6 +132,8 @@ async def run_pipeline(
         timings["load"] = round(time.perf_counter() - t_load, 4)
     if not keep_records:
         run.records = [None] * len(records)
+    failed = sum(r is None for r in run.results)
+    _report(progress, "done", n_stages, n_stages, len(states), failed)
     return run
 
 

@@ -126,6 +126,7 @@ def cmd_emulate(args: argparse.Namespace) -> int:
             worker_env=_env_pairs(args.env),
             worker_log_path=Path(args.log_file).resolve() if args.log_file else None,
             faults=faults,
+            log_events=True,
         )
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]

@@ -30,6 +30,13 @@ CLIENT_ROUTES = (
 )
 
 
+def _default_worker_cmd() -> list[str]:
+    """The checkout's handler.py; from a wheel (no handler.py) podfleet's own worker."""
+    if (REPO_ROOT / "handler.py").is_file():
+        return [sys.executable, "-u", "handler.py"]
+    return [sys.executable, "-u", "-m", "podfleet"]
+
+
 class FaultConfig(BaseModel):
     """Faults the emulator injects; change them at run time, they apply to the next request."""
 
@@ -95,9 +102,7 @@ class EmulatorConfig(BaseModel):
     idle_timeout_s: float = Field(
         5.0, gt=0, description="An idle worker above workers_min is stopped after this."
     )
-    worker_cmd: list[str] = Field(
-        default_factory=lambda: [sys.executable, "-u", "handler.py"], min_length=1
-    )
+    worker_cmd: list[str] = Field(default_factory=lambda: _default_worker_cmd(), min_length=1)
     worker_cwd: Path = REPO_ROOT
     worker_env: dict[str, str] = Field(
         default_factory=dict, description="Extra environment for workers (wins over ours)."
@@ -106,7 +111,10 @@ class EmulatorConfig(BaseModel):
         True, description="Workers inherit this process's environment (minus RUNPOD_*)."
     )
     worker_log_path: Path | None = Field(
-        None, description="Append workers' stdout/stderr here; None = inherit ours."
+        None, description="Append workers' output here (one formatted line each); None = stderr."
+    )
+    log_events: bool = Field(
+        False, description="Also write one line per queue event (queued, started, ended, exits)."
     )
     ping_interval_ms: int = Field(1000, ge=1000, description="RUNPOD_PING_INTERVAL (SDK: >=1000).")
     lost_after_s: float = Field(

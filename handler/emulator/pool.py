@@ -1,8 +1,10 @@
-"""The worker pool: N real worker processes running `worker_cmd` through the SDK's job loop.
+"""The worker pool: real worker processes running `worker_cmd` through the SDK's job loop.
 
 Each worker runs in its own session (process group), so its heartbeat child process dies with it.
 A worker that exits is restarted after a backoff that doubles while it keeps crashing; its
-in-flight jobs are re-queued or failed by the state (`worker_exited`).
+in-flight jobs are re-queued or failed by the state (`worker_exited`). Workers' output is read
+line by line and written as one bounded line per event, prefixed with the worker's id
+(`logfmt`). With `workers_min < workers` the pool scales (`scaling.Scaler`).
 """
 
 from __future__ import annotations
@@ -11,13 +13,18 @@ import asyncio
 import contextlib
 import os
 import signal
+import sys
 from pathlib import Path
 from typing import IO
 
 from loguru import logger
+from podfleet.emulator.logfmt import event_line, format_worker_line
+from podfleet.emulator.scaling import Scaler
 from podfleet.emulator.state import EndpointState
 
 __all__ = ["WorkerPool", "worker_environment"]
+
+_READ_CHUNK = 64 * 1024
 
 
 def worker_environment(
@@ -29,6 +36,7 @@ def worker_environment(
     if cfg.inherit_env:
         # Launching a child process: pass the shell through, minus any RunPod wiring of our own.
         env = {k: v for k, v in os.environ.items() if not k.startswith("RUNPOD_")}
+    env.setdefault("LOG_FORMAT", "text")  # podfleet's workers: text lines, not JSON, locally
     url = f"{base_url}/{cfg.endpoint_id}"
     query = f"?gpu=emulated&gen={gen}"
     env.update(
@@ -71,21 +79,48 @@ class WorkerPool:
         self._stopped = asyncio.Event()
         self._expected_exit: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
-        self._log: IO[bytes] | None = None
+        self._log: IO[str] | None = None
+        self.scaler = Scaler(self) if state.config.scaling else None
         state.on_lost = self.kill_lost
         state.on_refresh = self.refresh
+        if state.config.log_events:
+            state.on_log = self.emit
+
+    def emit(self, line: str) -> None:
+        """One formatted line to the log file, else our stderr."""
+        out = self._log or sys.stderr
+        try:
+            out.write(line + "\n")
+            out.flush()
+        except (OSError, ValueError):  # a closed terminal or file: logging is best effort
+            pass
 
     async def start(self) -> None:
         cfg = self.state.config
         if cfg.worker_log_path is not None:
-            self._log = open(cfg.worker_log_path, "ab")  # noqa: SIM115 - closed in shutdown()
+            self._log = open(cfg.worker_log_path, "a", encoding="utf-8")  # noqa: SIM115
         for slot in range(cfg.workers):
             wid = f"worker-{slot}"
             self._tasks.append(asyncio.create_task(self._supervise(wid, slot), name=wid))
+        if self.scaler is not None:
+            self._tasks.append(asyncio.create_task(self.scaler.run(), name="scaler"))
+
+    async def _pump(self, wid: str, stream: asyncio.StreamReader) -> None:
+        """Read a worker's output; write each line formatted and bounded."""
+        while True:
+            try:
+                raw = await stream.readline()
+            except ValueError:  # a line longer than the reader's limit: take a chunk of it
+                raw = await stream.read(_READ_CHUNK)
+            if not raw:
+                return
+            self.emit(format_worker_line(wid, raw.decode("utf-8", errors="replace")))
 
     async def _supervise(self, wid: str, slot: int) -> None:
         cfg = self.state.config
         while not self.stopping:
+            if self.scaler is not None and not await self.scaler.wanted(slot):
+                return  # shutting down while scaled to zero
             w = self.state.register_worker(wid, slot, supervised=True)
             try:
                 proc = await asyncio.create_subprocess_exec(
@@ -93,26 +128,38 @@ class WorkerPool:
                     cwd=cfg.worker_cwd,
                     env=worker_environment(self.state, self.base_url, wid, w.gen, self.home),
                     stdin=asyncio.subprocess.DEVNULL,
-                    stdout=self._log,
-                    stderr=self._log,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.STDOUT,
                     start_new_session=True,
+                    limit=_READ_CHUNK,
                 )
             except OSError as exc:
                 logger.error("cannot start worker {}: {}", wid, exc)
+                self.emit(event_line(wid, "ERROR", f"cannot start: {exc}"))
                 self.state.worker_exited(wid, f"failed to start: {exc}", crash=True)
             else:
                 w.pid = proc.pid
                 self.procs[wid] = proc
+                assert proc.stdout is not None
+                pump = asyncio.create_task(self._pump(wid, proc.stdout))
+                if cfg.log_events:
+                    self.emit(event_line(wid, "INFO", f"started (pid {proc.pid})"))
                 returncode = await proc.wait()
                 self._kill_group(proc.pid, signal.SIGKILL)  # the orphaned heartbeat process
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(pump, 2)  # the last lines
                 expected = self.stopping or wid in self._expected_exit
                 self._expected_exit.discard(wid)
                 reason = _describe(returncode)
                 if not expected:
                     logger.warning("worker {} (pid {}) {}", wid, proc.pid, reason)
+                if cfg.log_events or not expected:
+                    self.emit(event_line(wid, "WARN" if not expected else "INFO", reason))
                 self.state.worker_exited(wid, reason, crash=not expected)
             if self.stopping:
                 return
+            if self.scaler is not None and self.scaler.stopped(slot, w):
+                continue  # scaled down: no restart, wait to be wanted again
             w.restarts += 1
             recent = len(w.exits)
             delay_s = 0.0 if not recent else cfg.restart_backoff_s * 2 ** (recent - 1)
@@ -149,10 +196,23 @@ class WorkerPool:
             self.state.drain(wid)
             os.kill(proc.pid, signal.SIGTERM)
 
+    def stop_worker(self, wid: str) -> bool:
+        """Stop a worker cleanly (scale-down): drained, SIGTERM; False if it has no process."""
+        proc = self.procs.get(wid)
+        if proc is None or proc.returncode is not None:
+            return False
+        self._expected_exit.add(wid)
+        self.state.drain(wid)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGTERM)
+        return True
+
     async def shutdown(self, grace_s: float) -> None:
         """SIGTERM every worker (in-flight jobs finish), SIGKILL what is left after grace_s."""
         self.stopping = True
         self._stopped.set()
+        if self.scaler is not None:
+            self.scaler.wake_all()
         live = [(wid, p) for wid, p in self.procs.items() if p.returncode is None]
         for wid, proc in live:
             self.state.drain(wid)
@@ -163,9 +223,10 @@ class WorkerPool:
             for wid, proc in live:
                 if proc.returncode is None:
                     logger.warning("worker {} did not stop within {}s: SIGKILL", wid, grace_s)
+                    self.emit(event_line(wid, "WARN", f"did not stop within {grace_s:g}s: SIGKILL"))
                     self._kill_group(proc.pid, signal.SIGKILL)
         if self._tasks:
-            await asyncio.wait(self._tasks, timeout=2)  # each records its worker's exit
+            await asyncio.wait(self._tasks, timeout=3)  # each records its worker's exit
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -173,3 +234,4 @@ class WorkerPool:
             self._kill_group(proc.pid, signal.SIGKILL)
         if self._log is not None:
             self._log.close()
+            self._log = None

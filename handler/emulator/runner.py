@@ -255,6 +255,10 @@ def serve_forever(
     """Foreground emulator for `podfleet emulate`: prints the URLs and the client environment
     (never the API key); Ctrl-C or SIGTERM stops it. `kill_every_s`: SIGKILL a busy worker
     that often (the "kill a worker" fault)."""
+    from loguru import logger
+
+    logger.remove()  # the emulator's own warnings in the same one-line shape as the events
+    logger.add(sys.stderr, level="INFO", format="{time:HH:mm:ss} emulator  {level: <5} {message}")
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())  # main thread only
     try:

@@ -19,6 +19,7 @@ import httpx
 from loguru import logger
 from podfleet.emulator.config import EmulatorConfig
 from podfleet.emulator.jobs import FINAL, JobRecord, JobStatus, RunRequest
+from podfleet.emulator.logfmt import event_line
 from podfleet.emulator.protocol import WorkerProtocol
 from podfleet.emulator.workers import Pulse, WorkerInfo
 
@@ -66,7 +67,11 @@ class EndpointState(WorkerProtocol):
         self.parked: set[str] = set()  # empty-input jobs: RunPod never dispatches them
         self.version = 1  # the endpoint's release; `release()` makes older workers stale
         self.started_at = time.monotonic()
-        self.billed_closed_s = 0.0  # billed seconds of workers no longer listed
+        self.on_log: Callable[[str], None] | None = None  # one line per queue event (CLI)
+
+    def log(self, source: str, level: str, message: str, job_id: str | None = None) -> None:
+        if self.on_log is not None:
+            self.on_log(event_line(source, level, message, job_id))
 
     def note_error(
         self, kind: str, message: Any, *, job_id: str | None = None, worker_id: str | None = None
@@ -161,6 +166,14 @@ class EndpointState(WorkerProtocol):
             self.changed.notify()
         else:
             self._enqueue(job)
+        self.log(
+            "emulator",
+            "INFO",
+            f"queued (depth {len(self.queue) + len(self.queue_low)})"
+            if job.id not in self.parked
+            else "queued with empty input: never dispatched",
+            job.id,
+        )
         return job
 
     def get(self, job_id: str) -> JobRecord:
@@ -329,6 +342,9 @@ class EndpointState(WorkerProtocol):
         job.attempts += 1
         w.jobs.add(job.id)
         self.event("assign", w.id, job.id)
+        if self.on_log is not None:
+            waited_s = job.started_at - job.created_at
+            self.log(w.id, "INFO", f"took the job after {waited_s:.2f}s in the queue", job.id)
         self._arm(job, "exec", job.execution_timeout_s, self._timed_out)
         self.changed.notify()
         return job
@@ -364,6 +380,13 @@ class EndpointState(WorkerProtocol):
         elif status in (JobStatus.FAILED, JobStatus.TIMED_OUT):
             self.counters["failed"] += 1
             self.note_error(str(status), job.error, job_id=job.id, worker_id=job.worker_id)
+        if self.on_log is not None:
+            took = job.execution_s()
+            where = f" on {job.worker_id}" if job.worker_id else ""
+            timing = f" after {took:.2f}s" if took is not None else ""
+            why = f": {job.error}" if isinstance(job.error, str) and job.error else ""
+            level = "INFO" if status in (JobStatus.COMPLETED, JobStatus.CANCELLED) else "WARN"
+            self.log("emulator", level, f"{status}{where}{timing}{why}", job.id)
         keep_s = self.config.runsync_retention_s if job.sync else self.config.result_retention_s
         self._arm(job, "retention", keep_s, self._forget)
         if job.webhook:
