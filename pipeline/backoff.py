@@ -44,8 +44,12 @@ class Backoff:
         transient: Callable[[BaseException], bool],
         remaining_s: Callable[[], float] | None = None,
         what: str = "operation",
+        describe: Callable[[BaseException], str] = str,
     ) -> T:
-        """Run `fn()` until it succeeds, raises a non-transient error, or the budget runs out."""
+        """Run `fn()` until it succeeds, raises a non-transient error, or the budget runs out.
+
+        `describe` turns an error into the line logged before each retry (never SQL or secrets).
+        """
         t0 = time.monotonic()
         drawn: dict[int, float] = {}  # one delay per attempt, seen by both stop and wait
 
@@ -68,7 +72,7 @@ class Backoff:
                 what,
                 state.attempt_number,
                 state.upcoming_sleep,
-                exc,
+                "?" if exc is None else describe(exc),
             )
 
         retrying = Retrying(

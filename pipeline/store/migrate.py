@@ -57,7 +57,7 @@ def migrate(engine: Engine) -> str:
         before = current_revision(conn)
         if before != head:
             command.upgrade(alembic_config(conn), "head")
-            logger.info("database schema upgraded from {} to {}", before or "empty", head)
+            logger.info("database schema upgraded from {} to {}", before or "none", head)
     return head
 
 

@@ -189,7 +189,11 @@ def load_flashpoints(records: list[dict[str, Any]], ctx: RunContext) -> dict[str
 
     try:
         written, failed, cleaned, dialect = LOAD_RETRY.call(
-            attempt, transient=is_transient, remaining_s=ctx.remaining_s, what="database load"
+            attempt,
+            transient=is_transient,
+            remaining_s=ctx.remaining_s,
+            what="database load",
+            describe=lambda exc: db_error(exc, "loading").message,
         )
     except SQLAlchemyError as exc:
         raise db_error(exc, "loading") from None

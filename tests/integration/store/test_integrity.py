@@ -30,7 +30,9 @@ async def test_same_page_twice_is_kept_and_marked_duplicate(database_url: str) -
 
 async def test_rerun_with_fewer_sources_leaves_exactly_the_new_rows(database_url: str) -> None:
     first = await handler(
-        job("run-1", [item("fp", source("a"), source("b"), source("c")), item("other", source("d"))])
+        job(
+            "run-1", [item("fp", source("a"), source("b"), source("c")), item("other", source("d"))]
+        )
     )
     assert first["ok"] is True, first
     assert_rows_match(database_url, first)
@@ -40,7 +42,10 @@ async def test_rerun_with_fewer_sources_leaves_exactly_the_new_rows(database_url
     rows = read_rows(database_url)
     fp_docs = [d for d in rows["documents"] if d["flashpoint_id"] == "fp"]
     assert [(d["source_index"], d["url"]) for d in fp_docs] == [(0, "https://news.example.org/c")]
-    assert {r["flashpoint_id"]: r["documents"] for r in rows["flashpoints"]} == {"fp": 1, "other": 1}
+    assert {r["flashpoint_id"]: r["documents"] for r in rows["flashpoints"]} == {
+        "fp": 1,
+        "other": 1,
+    }
 
 
 async def test_rerun_with_duplicate_sources_after_distinct_ones(database_url: str) -> None:
