@@ -23,6 +23,7 @@ import os
 import shlex
 import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,11 +116,7 @@ def endpoint(
         **settings,
     )
     with run_emulator(cfg) as emu:
-        try:
-            emu.wait_ready(ready_timeout_s)
-        except TimeoutError as exc:
-            tail = log_path.read_text(errors="replace")[-3000:] if log_path.exists() else ""
-            raise TimeoutError(f"{exc}\n--- worker log (tail) ---\n{tail}") from None
+        _wait_ready(emu, ready_timeout_s, log_path)
         env_ = emu.client_env()
         client = SyncEndpointClient(
             endpoint_id=env_["RUNPOD_ENDPOINT_ID"],
@@ -131,6 +128,29 @@ def endpoint(
             yield WorkerEndpoint(emu, client, log_path)
         finally:
             client.close()
+
+
+def _wait_ready(emu: Any, timeout_s: float, log_path: Path) -> None:
+    """Until every worker not throttled polls for jobs; a crash-looping worker fails at once."""
+
+    def tail() -> str:
+        text = log_path.read_text(errors="replace") if log_path.exists() else ""
+        return f"\n--- worker log (tail) ---\n{text[-3000:]}"
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        infos = emu.workers()
+        states = [w["state"] for w in infos]
+        want = [st for st in states if st != "throttled"]
+        if want and all(st in ("idle", "running") for st in want):
+            return
+        broken = [w for w in infos if w["state"] == "unhealthy"]
+        if broken:
+            exits = ", ".join(f"{w['id']}: {w['last_exit']}" for w in broken)
+            raise RuntimeError(f"emulated workers are crash-looping ({exits}){tail()}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"workers not ready in {timeout_s:g}s: {states}{tail()}")
+        time.sleep(0.1)
 
 
 @dataclass
