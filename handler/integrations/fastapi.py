@@ -148,6 +148,86 @@ class CallerAPI:
             kwargs = {"payload": payload, "key": key, "policy": policy, "priority": req.priority}
             await self._send_task("podfleet.submit", kwargs, f"podfleet-submit:{key}", _high(req))
 
+    # --- the operations (also for your own routes: `await api.submit_job(JobRequest(...))`) ----
+    async def submit_job(
+        self, req: JobRequest, *, key: str | None = None, wait_s: float = 0
+    ) -> JobView:
+        """Submit (or find) the request's job; waits up to `wait_s` for it to end."""
+        key = check_key(key or req.idempotency_key or secrets.token_hex(12))
+        try:
+            await self._submit_one(key, req, req.input)
+        except TransientSubmitError as exc:
+            raise HTTPException(503, str(exc), headers={"Retry-After": "5"}) from None
+        rec = await self._await_final(key, wait_s)
+        if rec is None:
+            raise HTTPException(500, f"key {key}: no record after submission")
+        return self._view(rec)
+
+    async def submit_batch(self, req: BatchRequest) -> BatchView:
+        key = check_key(req.idempotency_key or secrets.token_hex(12))
+        keys = [f"{key}:{i}" for i in range(len(req.inputs))]
+        ledger = self.submitter.ledger
+        if not await ledger.set_batch(key, keys) and await ledger.get_batch(key) != keys:
+            raise HTTPException(409, f"idempotency_key: batch {key} exists with other inputs")
+        if self.celery_app is not None:
+            for k in keys:
+                await ledger.enqueue(k)
+            policy = req.policy.model_dump(exclude_none=True) if req.policy else None
+            kwargs = {"payloads": req.inputs, "key": key, "policy": policy}
+            kwargs["priority"] = req.priority
+            await self._send_task("podfleet.batch", kwargs, f"podfleet-batch:{key}", _high(req))
+        else:
+            sem = asyncio.Semaphore(self.config.batch_concurrency)
+
+            async def one(k: str, payload: Any) -> None:
+                async with sem:
+                    try:
+                        await self._submit_one(k, req, payload)
+                    except (TransientSubmitError, HTTPException) as exc:
+                        logger.warning("batch item {} not submitted: {}", k, exc)
+
+            await asyncio.gather(*(one(k, p) for k, p in zip(keys, req.inputs, strict=True)))
+        return await self.batch_status(key, refresh=False)
+
+    async def batch_status(self, key: str, *, refresh: bool | None = None) -> BatchView:
+        keys = await self.submitter.ledger.get_batch(key)
+        if keys is None:
+            raise HTTPException(404, f"batch {key!r} unknown (or expired)")
+        recs = await self.submitter.ledger.get_many(keys)
+        if self.celery_app is None if refresh is None else refresh:
+            sem = asyncio.Semaphore(self.config.batch_concurrency)
+
+            async def live(rec: Record | None) -> Record | None:
+                if rec is None or rec.state != "submitted":
+                    return rec
+                async with sem:
+                    return await self._current(rec.key, refresh=True)
+
+            recs = list(await asyncio.gather(*(live(x) for x in recs)))
+        views = [
+            self._view(rec or Record(key=k, state="unknown"))
+            for k, rec in zip(keys, recs, strict=True)
+        ]
+        states: dict[str, int] = {}
+        for v in views:
+            states[v.state] = states.get(v.state, 0) + 1
+        return BatchView(key=key, total=len(views), states=states, jobs=views)
+
+    async def job_status(self, key: str, *, refresh: bool = True) -> JobView:
+        rec = await self._current(key, refresh)
+        if rec is None:
+            raise HTTPException(404, f"job {key!r} unknown (or its result expired)")
+        return self._view(rec)
+
+    async def cancel_job(self, key: str) -> JobView:
+        try:
+            rec = await self.submitter.cancel(key)
+        except ApiError as exc:
+            raise HTTPException(502, f"cancel failed: {exc.message}") from None
+        if rec is None:
+            raise HTTPException(404, f"job {key!r} unknown (or its result expired)")
+        return self._view(rec)
+
     # --- routes ---------------------------------------------------------------------------
     def _routes(self) -> None:
         r = self.router
@@ -161,15 +241,7 @@ class CallerAPI:
         ) -> JobView:
             """202 with the key (and job id once known); 200 if it ended within `wait_s`.
             The same idempotency key (body or `Idempotency-Key` header) never submits twice."""
-            key = req.idempotency_key or idempotency_key or secrets.token_hex(12)
-            try:
-                await self._submit_one(check_key(key), req, req.input)
-            except TransientSubmitError as exc:
-                raise HTTPException(503, str(exc), headers={"Retry-After": "5"}) from None
-            rec = await self._await_final(key, wait_s)
-            if rec is None:
-                raise HTTPException(500, f"key {key}: no record after submission")
-            view = self._view(rec)
+            view = await self.submit_job(req, key=idempotency_key, wait_s=wait_s)
             if view.done:
                 response.status_code = 200
             return view
@@ -178,76 +250,23 @@ class CallerAPI:
         async def submit_batch(req: BatchRequest) -> BatchView:
             """One job per input, at most `batch_concurrency` submissions in flight (direct) or
             one `podfleet.batch` Celery task. Item i has the key `{key}:{i}`."""
-            key = check_key(req.idempotency_key or secrets.token_hex(12))
-            keys = [f"{key}:{i}" for i in range(len(req.inputs))]
-            ledger = self.submitter.ledger
-            if not await ledger.set_batch(key, keys) and await ledger.get_batch(key) != keys:
-                raise HTTPException(409, f"idempotency_key: batch {key} exists with other inputs")
-            if self.celery_app is not None:
-                for k in keys:
-                    await ledger.enqueue(k)
-                policy = req.policy.model_dump(exclude_none=True) if req.policy else None
-                kwargs = {"payloads": req.inputs, "key": key, "policy": policy}
-                kwargs["priority"] = req.priority
-                await self._send_task("podfleet.batch", kwargs, f"podfleet-batch:{key}", _high(req))
-            else:
-                sem = asyncio.Semaphore(self.config.batch_concurrency)
-
-                async def one(k: str, payload: Any) -> None:
-                    async with sem:
-                        try:
-                            await self._submit_one(k, req, payload)
-                        except (TransientSubmitError, HTTPException) as exc:
-                            logger.warning("batch item {} not submitted: {}", k, exc)
-
-                await asyncio.gather(*(one(k, p) for k, p in zip(keys, req.inputs, strict=True)))
-            return await batch_status(key, refresh=False)
+            return await self.submit_batch(req)
 
         @r.get("/batches/{key}", response_model=BatchView, summary="Status of a batch")
         async def batch_status(key: str, refresh: bool | None = Query(None)) -> BatchView:
             """Every item's state; `refresh` (default: without Celery) reads running jobs' live
             status (bounded concurrency)."""
-            keys = await self.submitter.ledger.get_batch(key)
-            if keys is None:
-                raise HTTPException(404, f"batch {key!r} unknown (or expired)")
-            recs = await self.submitter.ledger.get_many(keys)
-            if self.celery_app is None if refresh is None else refresh:
-                sem = asyncio.Semaphore(self.config.batch_concurrency)
-
-                async def live(rec: Record | None) -> Record | None:
-                    if rec is None or rec.state != "submitted":
-                        return rec
-                    async with sem:
-                        return await self._current(rec.key, refresh=True)
-
-                recs = list(await asyncio.gather(*(live(x) for x in recs)))
-            views = [
-                self._view(rec or Record(key=k, state="unknown"))
-                for k, rec in zip(keys, recs, strict=True)
-            ]
-            states: dict[str, int] = {}
-            for v in views:
-                states[v.state] = states.get(v.state, 0) + 1
-            return BatchView(key=key, total=len(views), states=states, jobs=views)
+            return await self.batch_status(key, refresh=refresh)
 
         @r.get("/jobs/{key}", response_model=JobView, summary="Status of a job")
         async def status(key: str, refresh: bool = Query(True)) -> JobView:
             """The ledger's record; a running job's live status is read from the endpoint."""
-            rec = await self._current(key, refresh)
-            if rec is None:
-                raise HTTPException(404, f"job {key!r} unknown (or its result expired)")
-            return self._view(rec)
+            return await self.job_status(key, refresh=refresh)
 
         @r.post("/jobs/{key}/cancel", response_model=JobView, summary="Cancel a job")
         async def cancel(key: str) -> JobView:
             """Cancels the endpoint's job; one not submitted yet never will be."""
-            try:
-                rec = await self.submitter.cancel(key)
-            except ApiError as exc:
-                raise HTTPException(502, f"cancel failed: {exc.message}") from None
-            if rec is None:
-                raise HTTPException(404, f"job {key!r} unknown (or its result expired)")
-            return self._view(rec)
+            return await self.cancel_job(key)
 
         @r.get("/health", response_model=HealthView, summary="Endpoint health and queue stats")
         async def health() -> HealthView:

@@ -57,12 +57,14 @@ def wait_for(check: Callable[[], Any], timeout_s: float, what: str, every_s: flo
 class Proc:
     """A child process in its own session, logging to a file."""
 
-    def __init__(self, name: str, cmd: list[str], env: dict[str, str], log: Path) -> None:
+    def __init__(
+        self, name: str, cmd: list[str], env: dict[str, str], log: Path, cwd: Path = REPO_ROOT
+    ) -> None:
         self.name, self.log = name, log
         self._log_file = log.open("ab")
         self.popen = subprocess.Popen(
             cmd,
-            cwd=REPO_ROOT,
+            cwd=cwd,
             env=env,
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
