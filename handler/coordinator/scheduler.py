@@ -81,6 +81,14 @@ class Scheduler:
         self.cap = config.workers  # siblings allowed in flight; lowered while none get picked up
         self.deadline_hit = False
         self._submissions_stopped = False
+        # One round of /run at a time, in its own task, so a slow or failing API (each /run
+        # retried by the client for up to SUBMIT_TIMEOUT_S) never holds the loop: polls go on,
+        # the job ends when its chunks are done, and an idle local runner takes the chunks of
+        # a round that is slow to answer (a sibling created for one of them is then cancelled).
+        self._submit_task: asyncio.Task[None] | None = None
+        self._submitting: dict[int, Chunk] = {}  # chunk index → chunk, while its /run is out
+        self._submit_started_s = 0.0
+        self._stolen: set[int] = set()  # chunks of the round in flight the local runner took
         self._changed = asyncio.Event()
         self._rng = random.Random()
 
@@ -139,6 +147,12 @@ class Scheduler:
         return max(self.cfg.poll_interval_s, len(self.pool) / STATUS_BUDGET_PER_S)
 
     async def _fill(self) -> None:
+        task = self._submit_task
+        if task is not None:
+            if not task.done():
+                return
+            self._submit_task = None
+            task.result()  # surfaces a bug in the round
         now = time.monotonic()
         breaker = self.pool.breaker
         if not breaker.allows(now):
@@ -150,17 +164,43 @@ class Scheduler:
             if chunk is None:
                 break
             batch.append(chunk)
-        if not batch:
-            return
-        failed, refused = await self.pool.submit(batch)
+        if batch:
+            self._submitting = {c.index: c for c in batch}
+            self._submit_started_s = now
+            self._submit_task = asyncio.create_task(self._submit_round(batch))
+
+    async def _submit_round(self, batch: list[Chunk]) -> None:
+        try:
+            failed, refused = await self.pool.submit(batch)
+        finally:
+            self._submitting = {}
+        stolen, self._stolen = self._stolen, set()
+        if stolen:  # the local runner has them: their new siblings would only duplicate it
+            dupes = [s for s in self.pool.in_flight.values() if s.chunk.index in stolen]
+            for sib in dupes:
+                self.pool.forget(sib)
+            await self.pool.cancel([s.job_id for s in dupes])
         for chunk in reversed(failed):
-            chunk.not_before_s = time.monotonic() + 1.0
-            self.pending.appendleft(chunk)  # the local runner may take it meanwhile
+            if chunk.index not in stolen:
+                chunk.not_before_s = time.monotonic() + 1.0
+                self.pending.appendleft(chunk)  # the local runner may take it meanwhile
         for chunk in refused:  # the API refused this payload: only this process can run it
-            self.take_back.append(chunk)
-        if breaker.stopped:
-            self._stop_submitting(breaker.stopped)
+            if chunk.index not in stolen:
+                self.take_back.append(chunk)
+        if self.pool.breaker.stopped:
+            self._stop_submitting(self.pool.breaker.stopped)
         self._poke()
+
+    def _steal_submitting(self) -> Chunk | None:
+        """A chunk of a /run round that is slow to answer, for an idle local runner."""
+        if time.monotonic() - self._submit_started_s < self._steal_age_s():
+            return None
+        for index, chunk in self._submitting.items():
+            if index not in self._stolen and not chunk.siblings_only:
+                self._stolen.add(index)
+                logger.info("chunk {}: its /run is slow to answer; running it here", index)
+                return chunk
+        return None
 
     def _stop_submitting(self, reason: str) -> None:
         """No more siblings: chunks a sibling already failed on (or, with no local runner, all
@@ -243,7 +283,7 @@ class Scheduler:
         if queued:
             await self._take_back(queued[0], reason="coordinator idle")
             return self.take_back.popleft() if self.take_back else None
-        return None
+        return self._steal_submitting()
 
     async def _local_loop(self) -> None:
         while not self.finished():
@@ -301,7 +341,8 @@ class Scheduler:
                 wake_s = min(next_poll_s, self.cfg.deadline_s) - time.monotonic()
                 await self._wait_changed(wake_s)
         finally:
-            if local is not None and not local.done():
-                local.cancel()
-                await asyncio.gather(local, return_exceptions=True)
+            for task in (local, self._submit_task):
+                if task is not None and not task.done():
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
             await asyncio.shield(self.pool.cancel_all())

@@ -111,6 +111,29 @@ async def test_a_black_holed_run_is_bounded(clean_env, monkeypatch) -> None:
     assert time.monotonic() - t0 < 10
 
 
+async def test_a_slow_submit_round_does_not_hold_the_job(clean_env) -> None:
+    """/run never answers (and SUBMIT_TIMEOUT_S is 30 s): the idle local runner takes the round's
+    chunks after ~1 s and the job ends when they are done, the round cancelled."""
+    import asyncio
+
+    async def hang(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    settings = Settings(runpod_endpoint_id="ep", status_poll_interval_s=0.05)
+    client = EndpointClient(
+        endpoint_id="ep",
+        base_url="http://api.invalid/v2",
+        transport=httpx.MockTransport(hang),
+        timeout_s=3600,
+    )
+    t0 = time.monotonic()
+    async with client:
+        out = await coordinate(parse_job(job(8)), settings, job(8), client=client)
+    assert_all_done_locally(out, 8)
+    assert time.monotonic() - t0 < 10
+
+
 def test_breaker_rules() -> None:
     from podfleet.api import AuthError, BadRequest, JobState, ServerError
 
