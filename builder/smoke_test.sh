@@ -4,6 +4,9 @@
 # says ok. Run by the Dockerfile at build time (a broken image fails its build, not its first job),
 # by the image workflow inside the built image, and by tests/integration/image on the host.
 # DATABASE_URL defaults to a throwaway SQLite file so the smoke run leaves no rows behind.
+#   bash builder/smoke_test.sh             # ./test_input.json, as the CMD reads it
+#   bash builder/smoke_test.sh FILE.json   # another job, passed as `--test_input` (the slim
+#                                          # image's job: builder/image/slim_test_input.json)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -14,13 +17,16 @@ scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 export DATABASE_URL=${DATABASE_URL:-sqlite:///$scratch/smoke.db}
 
-if [ ! -f test_input.json ]; then
-  echo "smoke_test.sh: no test_input.json in $(pwd)" >&2
+input=${1:-test_input.json}
+if [ ! -f "$input" ]; then
+  echo "smoke_test.sh: no $input in $(pwd)" >&2
   exit 1
 fi
+args=()
+if [ "$input" != test_input.json ]; then args=(--test_input "$(cat "$input")"); fi
 
 status=0
-"$python" -u handler.py >"$scratch/out.log" 2>&1 || status=$?
+"$python" -u handler.py "${args[@]}" >"$scratch/out.log" 2>&1 || status=$?
 if [ "$status" -ne 0 ]; then
   tail -n 40 "$scratch/out.log" | cut -c1-400 >&2
   echo "smoke_test.sh: FAILED: python -u handler.py exited $status" >&2
@@ -34,4 +40,4 @@ if [[ "$result" != *"Job result: {'output': "* || "$result" != *"'ok': True"* ]]
   echo "smoke_test.sh: FAILED: the job's output does not say ok" >&2
   exit 1
 fi
-echo "smoke_test.sh: ok (test_input.json ran through python -u handler.py)"
+echo "smoke_test.sh: ok ($input ran through python -u handler.py)"
