@@ -137,7 +137,8 @@ def register_tasks(app: Celery, config: CallerConfig) -> dict[str, Task]:
             retry_error(self, exc, {**kwargs, "errors": errors})
             raise
         if out.kind == "busy":  # another delivery of this key is mid-submission
-            raise self.retry(countdown=max(0.5, min(out.retry_in_s, 30)), kwargs=kwargs)
+            countdown = max(0.5, min(out.retry_in_s, config.poll_interval_s))
+            raise self.retry(countdown=countdown, kwargs=kwargs)
         if out.kind == "ambiguous" and config.webhook_base_url:
             out = dataclasses.replace(out, state="ambiguous")  # its webhook may still attach it
         elif out.job_id is None:
