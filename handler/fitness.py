@@ -77,6 +77,11 @@ def start_warm_up(settings: Settings, required: frozenset[Resource] | None = Non
         return True
     if Resource.MODEL not in startup_resources(settings, required):
         return False
+    # podfleet's own modules are imported here, in the main thread, so that the thread imports
+    # only the model's libraries (torch, transformers), which the main thread never does.
+    import podfleet.pipeline.infer
+    import podfleet.worker  # noqa: F401
+
     future: concurrent.futures.Future[None] = concurrent.futures.Future()
 
     def run() -> None:
@@ -95,9 +100,20 @@ def start_warm_up(settings: Settings, required: frozenset[Resource] | None = Non
 async def model_fitness_check() -> None:
     """Raises (and the SDK exits the worker) when the model cannot load or encode."""
     if _warm_up is not None:
-        await asyncio.wrap_future(_warm_up)
-    else:
-        await _warm_model(load_settings())
+        try:
+            await asyncio.wrap_future(_warm_up)
+            return
+        except Exception as exc:
+            if "deadlock detected" not in str(exc):
+                raise
+            # Two threads importing modules that import each other: Python refuses one import
+            # ("deadlock detected by _ModuleLock", possibly wrapped by the model loader). The
+            # main thread's imports are done now: load here instead.
+            logger.warning("fitness: the background model load hit an import race; loading here")
+            from podfleet.worker import RESOURCES
+
+            RESOURCES.refresh_requested = False  # the failed attempt's flag; this one decides
+    await _warm_model(load_settings())
 
 
 def register_checks(
