@@ -38,6 +38,11 @@ done
 system_packages=(chromium fonts-liberation ca-certificates)
 if [ "$image" = 0 ]; then system_packages+=(postgresql); fi
 if [ "$dev" = 1 ]; then system_packages+=(shellcheck redis-server); fi  # redis: caller tests
+# python3-venv: tests/integration/wheel installs the built wheel into fresh venvs; Debian's own
+# python3 lacks ensurepip without it (python.org builds and the CI image have it)
+if [ "$dev" = 1 ] && ! "${PYTHON:-python3}" -c "import ensurepip" 2>/dev/null; then
+  system_packages+=(python3-venv)
+fi
 
 if [ "$system" = 1 ]; then
   missing=()
