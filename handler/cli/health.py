@@ -35,18 +35,20 @@ def _console() -> Console:
 def _health_tables(raw: dict[str, Any]) -> list[Table]:
     jobs, workers = raw.get("jobs") or {}, raw.get("workers") or {}
     t_jobs = Table(title="jobs", title_justify="left")
-    t_jobs.add_column("count", justify="right")
+    t_jobs.add_column("jobs", justify="right")
     t_jobs.add_column("state")
+    t_jobs.add_column("meaning", style="dim")
     for key, label in _JOB_ROWS:
         if key in jobs:
-            t_jobs.add_row(str(jobs[key]), label)
+            t_jobs.add_row(str(jobs[key]), key, label)
     t_workers = Table(title="workers", title_justify="left")
-    t_workers.add_column("count", justify="right")
+    t_workers.add_column("workers", justify="right")
     t_workers.add_column("state")
+    t_workers.add_column("meaning", style="dim")
     for key, label in _WORKER_ROWS:
         if key in workers:
             style = "red" if key in ("throttled", "unhealthy") and workers[key] else None
-            t_workers.add_row(str(workers[key]), label, style=style)
+            t_workers.add_row(str(workers[key]), key, label, style=style)
     tables = [t_jobs, t_workers]
     billing = raw.get("billing")
     if isinstance(billing, dict):

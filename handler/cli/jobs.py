@@ -93,14 +93,20 @@ class ProgressView:
         )
 
         self.job_id = job_id
+        self.console = err_console()
+        self.t0 = time.monotonic()
+        self._last_line: str | None = None
+        # not a terminal (CI, a pipe, a log file): one plain line per change instead of a bar
+        self.plain = not self.console.is_terminal
         self.progress = Progress(
             TextColumn("[bold]{task.fields[status]}"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
             TextColumn("{task.fields[detail]}"),
-            console=err_console(),
+            console=self.console,
             transient=False,
+            disable=self.plain,
         )
         self.task = self.progress.add_task(job_id, total=None, status="IN_QUEUE", detail=job_id)
 
@@ -114,14 +120,22 @@ class ProgressView:
         if "siblings_in_flight" in p:
             detail.append(f"siblings in flight: {p['siblings_in_flight']}")
         if p.get("items_failed"):
-            detail.append(f"[red]{p['items_failed']} failed[/red]")
+            detail.append(f"{p['items_failed']} failed")
         if state.terminal and isinstance(state.output, dict):
             n_failed, n_items, _ = failed_items(state)
             if n_items is not None:
                 done, total = n_items - n_failed, n_items
                 if n_failed:
-                    detail.append(f"[red]{n_failed} failed[/red]")
+                    detail.append(f"{n_failed} failed")
         kw: dict[str, Any] = {"status": str(state.status), "detail": "  ".join(detail)}
+        if self.plain:
+            count = f" {done}/{total}" if isinstance(done, int) and isinstance(total, int) else ""
+            line = f"{state.status}{count}  {'  '.join(detail)}"
+            if line != self._last_line:
+                self._last_line = line
+                elapsed = time.monotonic() - self.t0
+                self.console.print(f"[{elapsed:6.1f}s] {line}", markup=False, soft_wrap=True)
+            return
         if isinstance(total, int):
             kw["total"] = total
         if isinstance(done, int):
