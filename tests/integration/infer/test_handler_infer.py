@@ -80,6 +80,7 @@ async def test_job_stores_vectors_and_scores(job: dict, database_url: str) -> No
         assert vec.shape == (384,)
         assert abs(float(np.linalg.norm(vec)) - 1.0) < 1e-5
         assert doc["relevance"] is not None
+        assert (doc["embedding_model"], doc["embedding_dim"]) == ("all-MiniLM-L6-v2", 384)
     assert docs[("fp-port-strike", 2)]["near_duplicate_of"] == 1
     assert docs[("fp-port-strike", 2)]["is_near_duplicate"] is True
     assert docs[("fp-port-strike", 3)]["near_duplicate_of"] == 1
@@ -93,6 +94,7 @@ async def test_job_stores_vectors_and_scores(job: dict, database_url: str) -> No
         fp_id = fp["flashpoint_id"]
         members = [vector(d["embedding"]) for d in docs.values() if d["flashpoint_id"] == fp_id]
         center = vector(fp["centroid"])
+        assert (fp["embedding_model"], fp["embedding_dim"]) == ("all-MiniLM-L6-v2", 384)
         expected = np.mean(members, axis=0)
         assert np.abs(center - expected / np.linalg.norm(expected)).max() < 1e-5
 

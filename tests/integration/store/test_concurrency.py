@@ -1,5 +1,5 @@
 """Concurrent first use of a fresh database by real processes (issue 12 defect 6): every
-process migrates under the lock or waits for it, every job loads, rows match every output; and
+process migrates under the lock or waits for it, every job loads, rows match every output, and
 concurrent loads of one flashpoint leave exactly one job's documents."""
 
 from __future__ import annotations
@@ -49,36 +49,30 @@ def run_at_once(repo_root: Path, tmp: Path, url: str, jobs: list[dict]) -> list[
 
 
 def test_first_use_by_four_processes_at_once(database_url, repo_root, tmp_path) -> None:
+    """Each job has flashpoints of its own and one, `shared`, that all four load at once with
+    different sources: the rows hold every job's own flashpoints and the last writer's `shared`."""
     jobs = [
-        job(f"first-{i}", [item(f"fp-{i}-{k}", source(f"t{i}{k}")) for k in range(3)])
+        job(
+            f"first-{i}",
+            [
+                item(f"fp-{i}-a", source(f"t{i}a")),
+                item(f"fp-{i}-b", source(f"t{i}b"), source(f"t{i}c")),
+                item("shared", *[source(f"s{i}x{k}") for k in range(i + 1)]),
+            ],
+        )
         for i in range(PROCESSES)
     ]
     outs = run_at_once(repo_root, tmp_path, database_url, jobs)
+    assert all(out["ok"] is True for out in outs), outs
     for out in outs:
-        assert out["ok"] is True, out
-        assert_rows_match(database_url, out, only_this_job=False)
+        assert_rows_match(database_url, out, only_this_job=False, overwritten=frozenset({"shared"}))
     rows = read_rows(database_url)
     assert len(rows["runs"]) == PROCESSES
-    assert len(rows["flashpoints"]) == 3 * PROCESSES
+    assert len(rows["flashpoints"]) == 2 * PROCESSES + 1
+    [shared] = [fp for fp in rows["flashpoints"] if fp["flashpoint_id"] == "shared"]
+    last = {j["id"]: o for j, o in zip(jobs, outs, strict=True)}[shared["job_id"]]
+    assert_rows_match(database_url, last, only_this_job=False)  # all of its documents, only its
     engine = engine_for(database_url)
     with engine.connect() as conn:
         assert current_revision(conn) == head_revision()
     engine.dispose()
-
-
-def test_concurrent_loads_of_one_flashpoint_leave_one_jobs_documents(
-    database_url, repo_root, tmp_path
-) -> None:
-    jobs = [
-        job(f"same-{i}", [item("shared", *[source(f"s{i}x{k}") for k in range(i + 1)])])
-        for i in range(PROCESSES)
-    ]
-    outs = run_at_once(repo_root, tmp_path, database_url, jobs)
-    assert all(out["ok"] for out in outs), outs
-    rows = read_rows(database_url)
-    [fp] = rows["flashpoints"]
-    by_job = {j["id"]: o for j, o in zip(jobs, outs, strict=True)}
-    out = by_job[fp["job_id"]]  # the last writer: its documents, all of them, and only them
-    assert_rows_match(database_url, out)
-    urls = sorted(d["url"] for d in rows["documents"])
-    assert urls == sorted(s["url"] for s in out["results"][0]["sources"])

@@ -110,11 +110,10 @@ async def test_cleanup_then_partial_failure_rows_match(database_url: str) -> Non
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 async def test_value_the_database_refuses_fails_that_item_only(database_url, monkeypatch) -> None:
     """A value no pre-check knows about (here a content hash longer than its column, which only
     PostgreSQL enforces) is refused inside the item's savepoint: the other items still load."""
-    if not database_url.startswith("postgresql"):
-        pytest.skip("SQLite does not enforce VARCHAR lengths")
     from podfleet.pipeline.pipelines.flashpoints import stages
 
     real = stages.TransformStage.run
