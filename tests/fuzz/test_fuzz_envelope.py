@@ -88,7 +88,7 @@ def runnable(parsed: Any) -> bool:
     return all(i.crash_attempts == 0 and i.duration_s <= 0.01 for i in parsed.items)
 
 
-@settings(max_examples=examples(1500))
+@settings(max_examples=examples(1200))
 @given(job=jobs)
 def test_fuzzed_envelopes(job: Any, loop, quiet_logs) -> None:
     try:

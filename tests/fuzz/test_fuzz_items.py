@@ -53,7 +53,7 @@ options = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=examples(1000))
+@settings(max_examples=examples(800))
 @given(items=st.lists(flashpoints, min_size=1, max_size=4), opts=options)
 def test_fuzzed_flashpoints_validate_or_name_the_field(items, opts, loop, quiet_logs) -> None:
     job = {"id": "fp", "input": {"items": items, "options": opts}}
@@ -92,7 +92,7 @@ def _unique_ids(items: list[dict[str, Any]]) -> bool:
     return len(set(ids)) == len(ids)
 
 
-@settings(max_examples=examples(1500))
+@settings(max_examples=examples(1000))
 @given(items=st.lists(synthetic, min_size=1, max_size=8).filter(_unique_ids))
 def test_fuzzed_synthetic_items_are_each_accounted_for(items, loop, quiet_logs) -> None:
     job = {"id": "syn", "input": {"pipeline": "synthetic", "mode": "worker", "items": items}}
