@@ -2,7 +2,7 @@
 
 Hypothesis runs as a library: pyproject's addopts keep its pytest plugin off (it crashed a run's
 summary once on CPython 3.11.7), so the profile is loaded here. `PODFLEET_FUZZ_SCALE` multiplies
-every test's example count (default 1: 3,000 examples, ~40 s on 2 idle cores); runs are
+every test's example count (default 1: 3,000 examples, 40-110 s on the shared 2-core box); runs are
 derandomized, so CI sees the same examples each time and a failure reproduces.
 """
 
