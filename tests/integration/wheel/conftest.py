@@ -37,6 +37,16 @@ def clean_env(**extra: str) -> dict[str, str]:
     return {**keep, **extra}
 
 
+def build_wheel(src: Path, out: Path) -> None:
+    """With this Python's setuptools when it can build (>= 68 with bdist_wheel), else in pip's
+    isolated build environment (setuptools from the package index)."""
+    pip_wheel = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out)]
+    try:
+        run([*pip_wheel, "--no-build-isolation", str(src)], env=clean_env())
+    except AssertionError:
+        run([*pip_wheel, str(src)], env=clean_env())
+
+
 @dataclass(frozen=True)
 class Venv:
     root: Path
@@ -69,8 +79,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
             ".git", "data", "__pycache__", "*.egg-info", "build", "bench", "tests", "examples"
         ),
     )
-    pip_wheel = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
-    run([*pip_wheel, "-w", str(out), str(src)], env=clean_env())
+    build_wheel(src, out)
     (path,) = out.glob("podfleet-*.whl")
     return path
 
@@ -101,8 +110,7 @@ def project(tmp_path_factory: pytest.TempPathFactory, full_venv: Venv) -> Path:
     dest = tmp_path_factory.mktemp("user") / "pricefeed"
     shutil.copytree(EXAMPLE, dest, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     wheels = tmp_path_factory.mktemp("user-wheel")
-    pip_wheel = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
-    run([*pip_wheel, "-w", str(wheels), str(dest)], env=clean_env())
+    build_wheel(dest, wheels)
     for leftover in ("build", "pricefeed.egg-info"):
         shutil.rmtree(dest / leftover, ignore_errors=True)
     (built,) = wheels.glob("pricefeed-*.whl")
