@@ -27,7 +27,9 @@ def endpoint_id_from(value: str) -> str:
     if match:
         return match.group("id")
     if "/" in value or not value:
-        raise ValueError(f"expected an endpoint id or a .../v2/<id>/run URL, got {value!r}")
+        # Echo the value only when it cannot hold a credential (a URL's user:password@).
+        shown = repr(value[:100]) if "@" not in value else "a URL with credentials (not shown)"
+        raise ValueError(f"expected an endpoint id or a .../v2/<id>/run URL, got {shown}")
     return value
 
 

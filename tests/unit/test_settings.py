@@ -85,3 +85,10 @@ def test_no_settings_error_echoes_its_input(clean_env, monkeypatch) -> None:
     with pytest.raises(ValueError) as info:
         Settings()
     assert "api_max_retries" in str(info.value) and "rpa_looks" not in str(info.value)
+
+
+def test_an_endpoint_url_with_credentials_is_not_echoed(clean_env, monkeypatch) -> None:
+    monkeypatch.setenv("RUNPOD_ENDPOINT", "https://user:s3cretpw@example.com/nope")
+    with pytest.raises(ValueError) as info:
+        Settings()
+    assert "runpod_endpoint" in str(info.value) and "s3cretpw" not in str(info.value)
