@@ -19,7 +19,7 @@ never imports torch, Playwright, SQLAlchemy or the RunPod SDK by itself.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # name -> module that defines it
 _EXPORTS: dict[str, str] = {
@@ -68,7 +68,46 @@ _EXPORTS: dict[str, str] = {
     "run_in_process": "podfleet.emulator",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "ApiError",
+    "DuplicatePipelineError",
+    "Emulator",
+    "EmulatorConfig",
+    "EndpointClient",
+    "FatalWorkerError",
+    "FaultConfig",
+    "InProcessEmulator",
+    "InputError",
+    "ItemError",
+    "ItemState",
+    "JobFailure",
+    "JobState",
+    "JobStatus",
+    "Pipeline",
+    "PipelineConfig",
+    "PipelineRun",
+    "PipelineSettingsError",
+    "PodfleetError",
+    "Policy",
+    "Resource",
+    "RunContext",
+    "Settings",
+    "Stage",
+    "StageError",
+    "StageTimeout",
+    "SyncEndpointClient",
+    "WarmResources",
+    "get_pipeline",
+    "handler",
+    "known_pipelines",
+    "load_settings",
+    "register",
+    "required_resources",
+    "run_emulator",
+    "run_in_process",
+    "run_pipeline",
+    "serve",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -82,3 +121,51 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; never executed
+    from podfleet.api import (
+        ApiError,
+        EndpointClient,
+        JobState,
+        JobStatus,
+        Policy,
+        SyncEndpointClient,
+    )
+    from podfleet.emulator import (
+        Emulator,
+        EmulatorConfig,
+        FaultConfig,
+        InProcessEmulator,
+        run_emulator,
+        run_in_process,
+    )
+    from podfleet.entry import handler
+    from podfleet.pipeline.config import PipelineConfig
+    from podfleet.pipeline.errors import (
+        FatalWorkerError,
+        InputError,
+        JobFailure,
+        PodfleetError,
+        StageError,
+        StageTimeout,
+    )
+    from podfleet.pipeline.registry import (
+        DuplicatePipelineError,
+        get_pipeline,
+        known_pipelines,
+        register,
+        required_resources,
+    )
+    from podfleet.pipeline.resources import Resource, WarmResources
+    from podfleet.pipeline.runner import PipelineRun, run_pipeline
+    from podfleet.pipeline.stage import (
+        ItemError,
+        ItemState,
+        Pipeline,
+        PipelineSettingsError,
+        RunContext,
+        Stage,
+    )
+    from podfleet.serving import serve
+    from podfleet.settings import Settings, load_settings

@@ -87,3 +87,12 @@ def test_import_podfleet_is_light(repo_root, clean_env) -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+def test_public_api_lists_every_export() -> None:
+    import podfleet
+
+    assert podfleet.__all__ == sorted(podfleet._EXPORTS)
+    assert {"Pipeline", "Stage", "ItemState", "RunContext", "register", "serve"} <= set(
+        podfleet.__all__
+    )
