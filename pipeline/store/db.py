@@ -102,13 +102,17 @@ def upsert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     dialect = conn.dialect.name
+    stmt: Any
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt = pg_insert(table)
     elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = sqlite_insert(table)
     else:  # pragma: no cover - only the two dialects above are supported
         raise ValueError(f"unsupported database dialect {dialect!r}")
-    stmt = insert(table)
     keys = [c.name for c in table.primary_key.columns]
     updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
     conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=updates), rows)
