@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import threading
 import time
 from typing import Any
 
@@ -79,22 +80,21 @@ def record_view(rec: Record | None, key: str) -> dict[str, Any]:
 
 
 class _Runtime:
-    """One event loop and one Submitter per worker process (created after the fork)."""
+    """One event loop and one Submitter per worker process (created after the fork) and
+    thread (`--pool threads`); not for gevent/eventlet pools."""
 
     def __init__(self, config: CallerConfig) -> None:
         self.config = config
-        self._pid: int | None = None
-        self._runner: asyncio.Runner | None = None
-        self._submitter: Submitter | None = None
+        self._local = threading.local()
 
     def run(self, make_coro: Any) -> Any:
-        """Run `make_coro(submitter)` on this process's loop."""
-        if self._pid != os.getpid():
-            self._runner = asyncio.Runner()
-            self._submitter = self._runner.run(self._make())
-            self._pid = os.getpid()
-        assert self._runner is not None
-        return self._runner.run(make_coro(self._submitter))
+        """Run `make_coro(submitter)` on this process's (and thread's) loop."""
+        local = self._local
+        if getattr(local, "pid", None) != os.getpid():
+            local.runner = asyncio.Runner()
+            local.submitter = local.runner.run(self._make())
+            local.pid = os.getpid()
+        return local.runner.run(make_coro(local.submitter))
 
     async def _make(self) -> Submitter:
         return Submitter(self.config)

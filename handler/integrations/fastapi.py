@@ -50,6 +50,7 @@ from podfleet.integrations.submit import (
 __all__ = ["CallerAPI", "RedactTokens", "create_app"]
 
 _TOKEN = re.compile(r"(token=)[^&\s\"']+")
+_MAX_WEBHOOK_BYTES = 25_000_000  # RunPod results are at most 20 MB
 
 
 class RedactTokens(logging.Filter):
@@ -259,9 +260,12 @@ class CallerAPI:
             return await self.batch_status(key, refresh=refresh)
 
         @r.get("/jobs/{key}", response_model=JobView, summary="Status of a job")
-        async def status(key: str, refresh: bool = Query(True)) -> JobView:
-            """The ledger's record; a running job's live status is read from the endpoint."""
-            return await self.job_status(key, refresh=refresh)
+        async def status(key: str, refresh: bool | None = Query(None)) -> JobView:
+            """The ledger's record. `refresh` reads a running job's live status (and progress)
+            from the endpoint; default: yes without Celery, no with it (its wait task keeps the
+            record current, so clients polling this app do not multiply /status calls)."""
+            live = self.celery_app is None if refresh is None else refresh
+            return await self.job_status(key, refresh=live)
 
         @r.post("/jobs/{key}/cancel", response_model=JobView, summary="Cancel a job")
         async def cancel(key: str) -> JobView:
@@ -316,6 +320,9 @@ class CallerAPI:
             rec = await self.submitter.ledger.get(key)
             if rec is None or not token or not rec.accepts_token(token):
                 raise HTTPException(401, "unknown job or wrong token")
+            size = request.headers.get("content-length", "")
+            if size.isdigit() and int(size) > _MAX_WEBHOOK_BYTES:
+                raise HTTPException(413, f"body: over {_MAX_WEBHOOK_BYTES} bytes")
             try:
                 body = await request.json()
                 state = JobState.from_wire(body if isinstance(body, dict) else {})

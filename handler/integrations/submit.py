@@ -200,6 +200,10 @@ class Submitter:
                 await self.ledger.transition(key, "rejected", ("pending",), msg)
                 return Outcome("rejected", key, error=msg)
             await self._record(key, owner, state.id)
+            rec = await self.ledger.get(key)
+            if rec is not None and rec.cancel_requested:  # asked while /run was in flight
+                await self.cancel(key)
+                return Outcome("submitted", key, job_id=state.id, state="final")
             return Outcome("submitted", key, job_id=state.id, state="submitted")
         await self.ledger.release(key, owner)
         why = last.message if last else ""

@@ -124,3 +124,14 @@ async def test_a_rejected_run_is_recorded_with_its_reason(redis_url, prefix) -> 
             with pytest.raises(ValueError, match="input: must not be empty"):
                 await sub.submit("empty", {})
         assert emu.jobs() == []
+
+
+async def test_cancel_before_submission_means_never_submitted(redis_url, prefix) -> None:
+    async with run_in_process(EmulatorConfig(workers=1), handler=echo) as emu:
+        async with Submitter(caller_config(emu, redis_url, prefix), transport=emu.transport) as sub:
+            assert await sub.ledger.enqueue("early")  # accepted, its task not run yet
+            rec = await sub.cancel("early")
+            assert rec.state == "cancelled" and rec.job_id is None
+            out = await sub.submit("early", JOB)  # the task arrives late
+            assert out.kind == "cancelled" and out.job_id is None
+        assert emu.jobs() == []
