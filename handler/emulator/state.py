@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from loguru import logger
+from podfleet.emulator.accounting import Accounting
 from podfleet.emulator.config import EmulatorConfig
 from podfleet.emulator.jobs import FINAL, JobRecord, JobStatus, RunRequest
 from podfleet.emulator.logfmt import event_line
@@ -42,7 +43,7 @@ def is_loopback_url(url: str) -> bool:
     return parts.scheme in ("http", "https") and (parts.hostname or "") in _LOOPBACK
 
 
-class EndpointState(WorkerProtocol):
+class EndpointState(WorkerProtocol, Accounting):
     """The endpoint: its client API here, the worker side in `WorkerProtocol`."""
 
     def __init__(self, config: EmulatorConfig) -> None:
@@ -72,35 +73,6 @@ class EndpointState(WorkerProtocol):
     def log(self, source: str, level: str, message: str, job_id: str | None = None) -> None:
         if self.on_log is not None:
             self.on_log(event_line(source, level, message, job_id))
-
-    def note_error(
-        self, kind: str, message: Any, *, job_id: str | None = None, worker_id: str | None = None
-    ) -> None:
-        """A recent error for the dashboard (bounded text; never a job's input)."""
-        text = message if isinstance(message, str) else repr(message)
-        if len(text) > 300:
-            text = text[:300] + f"... (+{len(text) - 300} chars)"
-        self.errors.append(
-            {
-                "t": time.time(),
-                "kind": kind,
-                "job_id": job_id,
-                "worker_id": worker_id,
-                "message": text,
-            }
-        )
-
-    def release(self) -> int:
-        """A new endpoint release: running workers are stale until they restart."""
-        self.version += 1
-        self.changed.notify()
-        return self.version
-
-    def rebill(self) -> None:
-        """Open/close each worker's billable interval: alive, listed and not throttled."""
-        now = time.monotonic()
-        for w in self.workers.values():
-            w.bill(w.alive and w.active and not self.throttled(w), now)
 
     def event(self, kind: str, worker_id: str, job_id: str | None = None) -> None:
         """A timeline (monotonic s, kind, worker, job) for benchmarks: take, assign, done."""
@@ -261,24 +233,6 @@ class EndpointState(WorkerProtocol):
             },
             "workers": workers,
             "billing": self.billing(),
-        }
-
-    def billing(self) -> dict[str, Any]:
-        """Billed worker-seconds as RunPod bills them: from a worker's start to its stop
-        (cold start, running and idle time until the idle timeout), throttled time excluded."""
-        now = time.monotonic()
-        billed = sum(w.billed_total_s(now) for w in self.workers.values())
-        running = sum(w.running_s for w in self.workers.values())
-        running += sum(
-            now - j.started_at
-            for j in self.jobs.values()
-            if j.status is JobStatus.IN_PROGRESS and j.started_at is not None
-        )
-        return {
-            "workerSeconds": round(billed, 3),
-            "runningSeconds": round(min(running, billed) if billed else running, 3),
-            "idleSeconds": round(max(0.0, billed - running), 3),
-            "uptimeSeconds": round(now - self.started_at, 3),
         }
 
     # ---- introspection -----------------------------------------------------------------
