@@ -113,6 +113,7 @@ def stack(tmp_path_factory, redis_url):
                 "error_backoff_s": 0.2,
                 "error_backoff_max_s": 2.0,
                 "wait_timeout_s": 120,
+                "result_expires_s": 600,
                 "run_retries": 8,
                 "api_max_retries": 8,
             },

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 from podfleet.integrations.celery import submit_task_id
 
 from tests.integration.caller.stack import wait_for
@@ -55,6 +56,10 @@ def test_fastapi_to_celery_to_emulator_and_back(stack) -> None:
     assert stack.submissions(item) == [done["job_id"]]
     task = stack.celery.AsyncResult(submit_task_id(view["key"])).get(timeout=10)
     assert task == {"key": view["key"], "job_id": done["job_id"], "outcome": "submitted"}
+    expires_s = stack.config.result_expires_s  # both results expire as configured
+    r = redis.Redis.from_url(stack.setup["redis_url"])
+    assert 0 < r.ttl(f"celery-task-meta-{submit_task_id(view['key'])}") <= expires_s
+    assert 0 < r.ttl(f"{stack.config.key_prefix}:job:{view['key']}") <= expires_s
 
 
 def test_same_idempotency_key_twice_is_one_job(stack) -> None:
