@@ -73,8 +73,9 @@ function render(s) {
     card("billed worker-s", b.workerSeconds.toFixed(1), "billed"),
     card("running / idle s", b.runningSeconds.toFixed(1) + " / " + b.idleSeconds.toFixed(1), "running-idle"));
   const sc = s.scaling;
-  document.getElementById("scaling").textContent = "min " + sc.workers_min + " · max " + sc.workers_max +
-    " · idle timeout " + sc.idle_timeout_s + " s" + (sc.cap !== null ? " · capped at " + sc.cap : "");
+  const scale = sc.workers_min === sc.workers_max ? sc.workers_max + " always on"
+    : "min " + sc.workers_min + " · max " + sc.workers_max + " · idle timeout " + sc.idle_timeout_s + " s";
+  document.getElementById("scaling").textContent = scale + (sc.cap !== null ? " · capped at " + sc.cap : "");
 
   document.querySelector("#workers tbody").replaceChildren(...s.workers.map((w) =>
     el("tr", { "data-worker-id": w.id, "data-state": w.state },
