@@ -62,6 +62,12 @@ class Settings(BaseSettings):
         SecretStr("sqlite:///data/podfleet.db"),
         description="SQLAlchemy URL; SQLite file under ./data/ by default, or postgresql://...",
     )
+    db_retry_s: float = Field(
+        30,
+        ge=0,
+        description="How long a load retries transient database errors (refused, reset, "
+        "restarting), within the job's deadline; 0 = no retries.",
+    )
     log_level: str = Field("INFO", description="loguru level.")
 
     # --- framework: logging and the API ---------------------------------------------------

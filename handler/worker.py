@@ -54,7 +54,7 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
             timeout_s=s.gpu_timeout,
             near_duplicate_threshold=s.near_duplicate_threshold,
         ),
-        store=StoreConfig(database_url=s.database_url.get_secret_value()),
+        store=StoreConfig(database_url=s.database_url.get_secret_value(), retry_s=s.db_retry_s),
     )
 
 

@@ -44,6 +44,7 @@ class InferConfig(_Frozen):
 
 class StoreConfig(_Frozen):
     database_url: str = Field("sqlite:///data/podfleet.db", repr=False)  # may hold a password
+    retry_s: float = Field(30, ge=0)  # DB_RETRY_S: transient errors retried this long at most
 
 
 class PipelineConfig(_Frozen):

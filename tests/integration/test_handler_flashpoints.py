@@ -108,8 +108,10 @@ async def test_malformed_job_returns_error_naming_field(job, clean_env, patch, f
 async def test_secrets_never_in_output(job: dict, clean_env, monkeypatch) -> None:
     monkeypatch.setenv("RUNPOD_API_KEY", "rpa_NEVERSHOWN42")
     monkeypatch.setenv("DATABASE_URL", "postgresql://u:pw_NEVERSHOWN@127.0.0.1:1/nodb")
+    monkeypatch.setenv("DB_RETRY_S", "0")  # a refused connection is retried 30 s by default
     load_settings.cache_clear()
     out = await handler(job)
     dumped = json.dumps(out)
     assert "NEVERSHOWN" not in dumped
     assert out["ok"] is False and out["errors"][0]["stage"] == "load"
+    assert out["errors"][0]["retryable"] is True  # refused: transient, worth another try

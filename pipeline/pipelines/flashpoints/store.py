@@ -27,14 +27,16 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 __all__ = [
-    "LOAD_RETRY",
     "bytes_to_vector",
     "document_vectors",
     "load_flashpoints",
     "vector_to_bytes",
 ]
 
-LOAD_RETRY = Backoff(base_s=0.25, max_s=5.0, max_elapsed_s=300.0)
+
+def load_retry(retry_s: float) -> Backoff:
+    """Delay n uniform in [0, min(5 s, 0.25 s x 2^(n-1))], for at most `retry_s` (DB_RETRY_S)."""
+    return Backoff(base_s=0.25, max_s=5.0, max_elapsed_s=retry_s)
 
 
 def vector_to_bytes(vector: list[float] | None) -> bytes | None:
@@ -188,7 +190,7 @@ def load_flashpoints(records: list[dict[str, Any]], ctx: RunContext) -> dict[str
         return written, failed, cleaned, engine.dialect.name
 
     try:
-        written, failed, cleaned, dialect = LOAD_RETRY.call(
+        written, failed, cleaned, dialect = load_retry(ctx.config.store.retry_s).call(
             attempt,
             transient=is_transient,
             remaining_s=ctx.remaining_s,

@@ -109,6 +109,17 @@ async def test_server_down_past_the_deadline_fails_items_retryable(pg, monkeypat
     assert elapsed < 4 + 10, f"the load kept retrying past the job's deadline ({elapsed:.1f}s)"
 
 
+async def test_no_retries_with_db_retry_s_zero(pg, monkeypatch) -> None:
+    server, _ = pg
+    server.stop("fast")
+    monkeypatch.setenv("DB_RETRY_S", "0")
+    load_settings.cache_clear()
+    t0 = time.monotonic()
+    out = await handler(job("no-retry", items(2, "n")))
+    assert [e["retryable"] for e in out["errors"]] == [True, True]
+    assert time.monotonic() - t0 < 10  # one try each for the engine, no backoff
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_sqlite_writer_holding_the_lock_delays_the_load(database_url) -> None:
     assert (await handler(job("warm", items(1, "w"))))["ok"]
