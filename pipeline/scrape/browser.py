@@ -30,12 +30,14 @@ from podfleet.pipeline.errors import FatalWorkerError, StageError
 from podfleet.pipeline.resources import WarmResources
 
 __all__ = [
+    "BLOCK_ARGS",
     "LAUNCH_ARGS",
     "PROFILE_PREFERENCES",
     "RESOURCE_NAME",
     "WarmBrowser",
     "find_executable",
     "get_browser",
+    "launch_args",
     "relaunch_browser",
 ]
 
@@ -59,6 +61,13 @@ LAUNCH_ARGS = (
     "--disable-domain-reliability",
     "--no-pings",
 )
+# SCRAPE_BLOCK_RESOURCES=true: images and web fonts are never requested (Blink's own switches,
+# exact by type and free: no request to intercept), and media does not autoplay.
+BLOCK_ARGS = (
+    "--blink-settings=imagesEnabled=false",
+    "--disable-remote-fonts",
+    "--autoplay-policy=user-gesture-required",
+)
 # Written to the fresh profile's Default/Preferences before launch.
 PROFILE_PREFERENCES = {
     "webrtc": {"ip_handling_policy": "disable_non_proxied_udp"},
@@ -77,6 +86,7 @@ class WarmBrowser:
     loop: asyncio.AbstractEventLoop
     driver_pid: int | None = None
     disconnected: asyncio.Event = field(default_factory=asyncio.Event)
+    blocks_resources: bool = True  # launched with BLOCK_ARGS
     profile_dir: str | None = None
     default_context: Any = None  # the profile's own context: offline, never used for jobs
 
@@ -192,7 +202,7 @@ async def _launch(config: ScrapeConfig) -> WarmBrowser:
                 profile,
                 executable_path=executable,
                 headless=True,
-                args=list(LAUNCH_ARGS),
+                args=launch_args(config),
                 timeout=_LAUNCH_TIMEOUT_MS,
                 handle_sigint=False,
                 handle_sigterm=False,
@@ -220,6 +230,7 @@ async def _launch(config: ScrapeConfig) -> WarmBrowser:
             executable,
             asyncio.get_running_loop(),
             driver_pid=new_children[0] if len(new_children) == 1 else None,
+            blocks_resources=config.block_resources,
             profile_dir=profile,
             default_context=default_context,
         )
@@ -228,6 +239,11 @@ async def _launch(config: ScrapeConfig) -> WarmBrowser:
         return warm
     first_line = str(last).strip().splitlines()[0][:300] if last else "unknown error"
     raise FatalWorkerError(f"Chromium at {executable} failed to launch twice: {first_line}")
+
+
+def launch_args(config: ScrapeConfig) -> list[str]:
+    """Chromium's switches for this config: LAUNCH_ARGS, plus BLOCK_ARGS when blocking."""
+    return [*LAUNCH_ARGS, *(BLOCK_ARGS if config.block_resources else ())]
 
 
 def _new_profile() -> str:
@@ -244,10 +260,14 @@ async def _close(warm: WarmBrowser) -> None:
 
 
 async def get_browser(resources: WarmResources, config: ScrapeConfig) -> WarmBrowser:
-    """The process's warm browser; a dead or foreign-loop one is replaced first."""
+    """The process's warm browser; a dead, foreign-loop or differently switched one (another
+    SCRAPE_BLOCK_RESOURCES) is replaced first."""
     warm: WarmBrowser | None = resources.peek(RESOURCE_NAME)
     if warm is not None and not warm.healthy:
         logger.warning("warm Chromium is gone (crashed or closed); relaunching")
+        await resources.discard(RESOURCE_NAME)
+    elif warm is not None and warm.blocks_resources != config.block_resources:
+        logger.info("SCRAPE_BLOCK_RESOURCES changed; relaunching Chromium with its switches")
         await resources.discard(RESOURCE_NAME)
     return await resources.get(RESOURCE_NAME, lambda: _launch(config), _close)
 

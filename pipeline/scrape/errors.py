@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from podfleet.pipeline.scrape.guard import AddressGuard, host_of
+from podfleet.pipeline.scrape.guard import AddressGuard
 
 __all__ = ["Failure", "describe_failure"]
 
@@ -92,7 +92,7 @@ def describe_failure(
         return Failure("the browser crashed or disconnected", retryable=True, browser_lost=True)
     if crashed or "crash" in text.lower():
         return Failure(f"the page crashed while loading{where}", retryable=True, retry_now=True)
-    refused = guard.reason_for(host_of(nav_url)) if nav_url else None
+    refused = guard.reason_for_url(nav_url) if nav_url else None
     if refused:
         transient = refused.startswith("could not resolve")
         return Failure(f"{refused}{where}", retryable=transient)

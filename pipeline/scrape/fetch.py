@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html as html_lib
+import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from podfleet.pipeline.config import ScrapeConfig
@@ -19,10 +21,78 @@ from podfleet.pipeline.scrape.guard import AddressGuard, host_of
 from podfleet.pipeline.scrape.models import PageRequest, PageResult
 from podfleet.pipeline.scrape.politeness import parse_retry_after_s
 
-__all__ = ["Attempt", "PageSlot", "fetch_once", "inline_url"]
+__all__ = ["QUIET_TRACKER", "Attempt", "PageSlot", "fetch_once", "inline_url"]
 
-_LONG_REQUEST_S = 10.0  # requests open longer than this (streams, long polls) don't block "quiet"
-_POLL_S = 0.02
+_LONG_REQUEST_MS = 10_000  # requests open longer (streams, long polls) don't block "quiet"
+_POLL_S = 0.05
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
+
+# Installed in every document of a call's context (add_init_script, once per context): counts
+# the page's fetch()/XHR in flight and notes the last network activity (resource timing entries,
+# readiness changes), so the quiet-window wait is one in-page poll instead of an event sent to
+# Python for every request. A page may break its own tracker; the render timeout still bounds it.
+QUIET_TRACKER = """(() => {
+  const key = Symbol.for('podfleet.quiet');
+  if (window[key]) return;
+  const inflight = new Map();
+  let seq = 0, last = performance.now();
+  const touch = () => { last = performance.now(); };
+  const start = () => {
+    const id = ++seq;
+    inflight.set(id, performance.now());
+    touch();
+    return id;
+  };
+  const end = (id) => { if (inflight.delete(id)) touch(); };
+  const realFetch = window.fetch;
+  if (realFetch) {
+    window.fetch = function (...args) {
+      const id = start();
+      try {
+        const promise = realFetch.apply(this, args);
+        promise.then(() => end(id), () => end(id));
+        return promise;
+      } catch (error) { end(id); throw error; }
+    };
+  }
+  const realSend = window.XMLHttpRequest && XMLHttpRequest.prototype.send;
+  if (realSend) {
+    XMLHttpRequest.prototype.send = function (...args) {
+      const id = start();
+      this.addEventListener('loadend', () => end(id));
+      try { return realSend.apply(this, args); } catch (error) { end(id); throw error; }
+    };
+  }
+  try { new PerformanceObserver(touch).observe({type: 'resource'}); } catch (error) {}
+  document.addEventListener('readystatechange', touch);
+  const busy = (now, longMs) => {
+    if (document.readyState !== 'complete') return true;
+    for (const started of inflight.values()) if (now - started < longMs) return true;
+    return false;
+  };
+  Object.defineProperty(window, key, {value: {
+    // Resolves true once loaded with nothing in flight for windowMs, false after timeoutMs.
+    // Timers in the page, no polling from outside: a few callbacks per page.
+    whenQuiet(windowMs, longMs, timeoutMs) {
+      const t0 = performance.now();
+      return new Promise((resolve) => {
+        const check = () => {
+          const now = performance.now();
+          if (!busy(now, longMs) && now - last >= windowMs) return resolve(true);
+          if (now - t0 >= timeoutMs) return resolve(false);
+          const idleIn = busy(now, longMs) ? 50 : windowMs - (now - last);
+          setTimeout(check, Math.max(10, Math.min(idleIn, timeoutMs - (now - t0))));
+        };
+        check();
+      });
+    },
+  }});
+})();"""
+_WHEN_QUIET = """([windowMs, longMs, timeoutMs]) => {
+  const q = window[Symbol.for('podfleet.quiet')];
+  if (q) return q.whenQuiet(windowMs, longMs, timeoutMs);
+  return document.readyState === 'complete';  // no tracker (the page removed it): loaded is all
+}"""
 
 
 def inline_url(index: int) -> str:
@@ -42,47 +112,39 @@ class Attempt:
 
 @dataclass
 class PageSlot:
-    """A page plus what its event handlers observe."""
+    """A page plus what its (few) event handlers observe.
+
+    Only rare events are subscribed for the page's life: failed requests (to name the failed
+    navigation hop) and crashes. Responses are watched only while the page navigates (for the
+    main document's Content-Length); nothing else is sent to Python per request.
+    """
 
     page: Any
     max_page_bytes: int
-    inflight: dict[Any, float] = field(default_factory=dict)
-    last_change: float = field(default_factory=time.monotonic)
     inline_html: str | None = None
     too_large: int | None = None
     crashed: bool = False
-    nav_url: str | None = None
+    nav_url: str | None = None  # the last main-frame navigation request that failed
     _closing: asyncio.Future | None = None
 
     def __post_init__(self) -> None:
-        p = self.page
-        p.on("request", self._on_request)
-        p.on("requestfinished", self._on_done)
-        p.on("requestfailed", self._on_done)
-        p.on("response", self._on_response)
-        p.on("crash", lambda _p: setattr(self, "crashed", True))
+        self.page.on("requestfailed", self._on_failed)
+        self.page.on("crash", lambda _p: setattr(self, "crashed", True))
 
     def reset(self) -> None:
-        self.inflight.clear()
-        self.last_change = time.monotonic()
         self.too_large = None
         self.nav_url = None
 
-    def _on_request(self, request: Any) -> None:
-        if request.resource_type in ("eventsource", "websocket"):
-            return
-        self.inflight[request] = time.monotonic()
-        self.last_change = time.monotonic()
-        if request.is_navigation_request() and request.frame == self.page.main_frame:
-            self.nav_url = request.url
+    def _is_main_navigation(self, request: Any) -> bool:
+        return request.is_navigation_request() and request.frame == self.page.main_frame
 
-    def _on_done(self, request: Any) -> None:
-        if self.inflight.pop(request, None) is not None:
-            self.last_change = time.monotonic()
+    def _on_failed(self, request: Any) -> None:
+        with contextlib.suppress(Exception):
+            if self._is_main_navigation(request):
+                self.nav_url = request.url
 
-    def _on_response(self, response: Any) -> None:
-        request = response.request
-        if not (request.is_navigation_request() and request.frame == self.page.main_frame):
+    def on_response(self, response: Any) -> None:
+        if not self._is_main_navigation(response.request):
             return
         length = response.headers.get("content-length", "")
         if length.isdigit() and int(length) > self.max_page_bytes:
@@ -93,19 +155,35 @@ class PageSlot:
         with contextlib.suppress(Exception):
             await self.page.close()
 
-    def busy(self, now: float) -> bool:
-        return any(now - started < _LONG_REQUEST_S for started in self.inflight.values())
+    async def serve_inline(self, route: Any) -> None:
+        """While an inline source navigates: its main document is the HTML, no fetch."""
+        try:
+            if self.inline_html is not None and self._is_main_navigation(route.request):
+                html, self.inline_html = self.inline_html, None
+                await route.fulfill(status=200, content_type="text/html; charset=utf-8", body=html)
+            else:
+                await route.continue_()
+        except Exception:  # the page went away meanwhile
+            pass
 
-    async def wait_quiet(self, window_s: float, deadline: float) -> bool:
-        """True once no request has been in flight for `window_s`; False at the deadline."""
-        while True:
-            now = time.monotonic()
-            if not self.busy(now) and now - self.last_change >= window_s:
-                return True
-            if now >= deadline:
+    async def wait_quiet(self, window_s: float, timeout_s: float) -> bool:
+        """True once the page has loaded and no fetch/XHR or other request activity happened
+        for `window_s`; False when `timeout_s` ran out first. One in-page call; again on the
+        new document when the page navigates meanwhile."""
+        deadline = time.monotonic() + timeout_s
+        while (left_s := deadline - time.monotonic()) > 0:
+            call = self.page.evaluate(
+                _WHEN_QUIET, [round(window_s * 1000), _LONG_REQUEST_MS, round(left_s * 1000)]
+            )
+            try:  # the page's own timers may lag (a busy main thread): bounded from here too
+                return bool(await asyncio.wait_for(call, left_s + 1.0))
+            except TimeoutError:
                 return False
-            wait = window_s - (now - self.last_change) if not self.busy(now) else _POLL_S
-            await asyncio.sleep(max(_POLL_S, min(wait, deadline - now)))
+            except Exception as exc:
+                if "context was destroyed" not in str(exc) and "navigat" not in str(exc):
+                    raise
+                await asyncio.sleep(_POLL_S)  # a navigation replaced the document: wait again
+        return False
 
 
 class PageTooLarge(Exception):
@@ -142,22 +220,28 @@ async def fetch_once(
     t_nav = time.monotonic()
     response = None
     try:
-        response = await page.goto(target, wait_until=wait_until, timeout=nav_timeout_s * 1000)
+        page.on("response", slot.on_response)
+        if inline:
+            await page.route("**/*", slot.serve_inline)
+        try:
+            response = await page.goto(target, wait_until=wait_until, timeout=nav_timeout_s * 1000)
+        finally:
+            page.remove_listener("response", slot.on_response)
+            if inline and not page.is_closed():
+                await page.unroute("**/*", slot.serve_inline)
         if slot.too_large is not None:  # the body arrived before the page could be closed
             raise PageTooLarge(slot.too_large)
         t_render = time.monotonic()
         result.timings_ms["navigate"] = round((t_render - t_nav) * 1000, 1)
-        render_deadline = min(t_render + config.render_timeout_s, deadline)
+        render_s = max(0.0, min(config.render_timeout_s, deadline - t_render))
         if config.wait == "quiet":
-            quiet = await slot.wait_quiet(config.quiet_window_ms / 1000, render_deadline)
+            quiet = await slot.wait_quiet(config.quiet_window_ms / 1000, render_s)
             if not quiet:
                 result.warnings.append(
-                    f"network never went quiet; page read after the render budget "
-                    f"({min(config.render_timeout_s, deadline - t_render):.1f}s)"
+                    f"network never went quiet; page read after the render budget ({render_s:.1f}s)"
                 )
-        read_s = max(1.0, render_deadline - time.monotonic() + 5.0)
+        read_s = max(1.0, t_render + render_s - time.monotonic() + 5.0)
         html = await asyncio.wait_for(page.content(), read_s)
-        title = await asyncio.wait_for(page.title(), read_s)
         result.timings_ms["render"] = round((time.monotonic() - t_render) * 1000, 1)
     except Exception as exc:
         slot.inline_html = None
@@ -165,11 +249,17 @@ async def fetch_once(
     finally:
         slot.inline_html = None
     if page.url.startswith("chrome-error:"):  # a later (script) navigation failed
-        host = host_of(slot.nav_url or "")
-        why = guard.reason_for(host) if host else None
+        why = guard.reason_for_url(slot.nav_url) if slot.nav_url else None
         result.error = why or f"the page navigated to {slot.nav_url}, which failed to load"
         result.timings_ms["total"] = round((time.monotonic() - t0) * 1000, 1)
         return Attempt(result, page_ok=False)
+    if page.url != target and (why := guard.reason_for_url(page.url)):
+        # a script or meta navigation the egress proxy refused (it answered with a 403 page)
+        result.error = why
+        result.timings_ms["total"] = round((time.monotonic() - t0) * 1000, 1)
+        return Attempt(result, page_ok=False)
+    match = _TITLE.search(html)
+    title = html_lib.unescape(match.group(1)).strip() if match else ""
     result.final_url = page.url
     if inline and page.url == target:
         result.final_url = req.url  # None when the inline HTML came without an address
@@ -194,7 +284,7 @@ def _judge_status(result: PageResult, response: Any, guard: AddressGuard) -> Att
     headers = response.headers
     if status == 403 and headers.get(REFUSED_HEADER):
         host = host_of(response.url)
-        result.error = guard.reason_for(host) or f"refused: {host} is not allowed"
+        result.error = guard.reason_for_url(response.url) or f"refused: {host} is not allowed"
         result.status = None  # the 403 came from our own egress proxy, not the site
         result.html = result.title = None
         return Attempt(result)

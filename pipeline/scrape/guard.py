@@ -29,6 +29,7 @@ __all__ = [
     "Verdict",
     "classify_address",
     "host_of",
+    "port_of",
     "scheme_of",
 ]
 
@@ -233,12 +234,18 @@ class AddressGuard:
         self._cache: dict[tuple[str, bool], Verdict] = {}
         self._pending: dict[tuple[str, bool], asyncio.Future[Verdict]] = {}
         self.refused: dict[str, str] = {}  # host -> reason, for error messages
+        self.refused_at: dict[tuple[str, int], str] = {}  # (host, port) -> reason
 
     def is_allowed_host(self, host: str, port: int = 443) -> bool:
         return self.allow.allows(host, port)
 
     def reason_for(self, host: str) -> str | None:
-        return self.refused.get(_bare(host))
+        """Why `host` was refused on some port (None when it never was)."""
+        return self.refused.get(canonical_host(host) or _bare(host))
+
+    def reason_for_url(self, url: str) -> str | None:
+        """Why the host and port of `url` were refused (None when they never were)."""
+        return self.refused_at.get((host_of(url), port_of(url)))
 
     @staticmethod
     def scheme_refusal(url: str, field: str = "url") -> str | None:
@@ -274,10 +281,15 @@ class AddressGuard:
         key = (host, listed)
         cached = self._cache.get(key)
         if cached is not None:
+            if not cached.allowed:
+                self.refused_at[(host, port)] = cached.reason
             return cached
         pending = self._pending.get(key)
         if pending is not None:
-            return await asyncio.shield(pending)
+            verdict = await asyncio.shield(pending)
+            if not verdict.allowed:
+                self.refused_at[(host, port)] = verdict.reason
+            return verdict
         future: asyncio.Future[Verdict] = asyncio.get_running_loop().create_future()
         self._pending[key] = future
         try:
@@ -291,6 +303,7 @@ class AddressGuard:
         self._cache[key] = verdict
         if not verdict.allowed:
             self.refused[host] = verdict.reason
+            self.refused_at[(host, port)] = verdict.reason
         if not future.done():
             future.set_result(verdict)
         return verdict

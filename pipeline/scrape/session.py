@@ -1,4 +1,4 @@
-"""One browser context serving one `fetch_pages` call: routing, page pool, retries, politeness."""
+"""One browser context serving one `fetch_pages` call: page pool, retries, politeness, budget."""
 
 from __future__ import annotations
 
@@ -7,18 +7,16 @@ import contextlib
 import time
 from typing import Any
 
-from loguru import logger
 from podfleet.pipeline.config import ScrapeConfig
 from podfleet.pipeline.scrape.browser import WarmBrowser
 from podfleet.pipeline.scrape.egress import EgressProxy
-from podfleet.pipeline.scrape.fetch import Attempt, PageSlot, fetch_once
+from podfleet.pipeline.scrape.fetch import QUIET_TRACKER, Attempt, PageSlot, fetch_once
 from podfleet.pipeline.scrape.guard import AddressGuard, host_of
 from podfleet.pipeline.scrape.models import PageRequest, PageResult
 from podfleet.pipeline.scrape.politeness import DomainGate, RobotsCache, backoff_s
 
-__all__ = ["BLOCKED_TYPES", "BrowserLost", "ScrapeSession"]
+__all__ = ["BrowserLost", "ScrapeSession"]
 
-BLOCKED_TYPES = frozenset({"image", "media", "font"})
 _OPEN_TIMEOUT_S = 60.0
 
 
@@ -86,38 +84,16 @@ class ScrapeSession:
             self.warm.disconnected,
         )
         self.context.set_default_timeout(max(1000, self.config.render_timeout_s * 1000))
-        await self.context.route("**/*", self._route)
+        # No context-wide route: it would send every request to Python and back. Addresses
+        # are enforced by the egress proxy on every request; images and fonts are off by
+        # Chromium switches (browser.BLOCK_ARGS); inline HTML is served by a route on its page
+        # only while it navigates (fetch.PageSlot.serve_inline).
+        await self.context.add_init_script(QUIET_TRACKER)
 
     async def close(self) -> None:
         if self.context is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.context.close(), 10)
-
-    async def _route(self, route: Any) -> None:
-        """Block heavy resources, serve inline HTML, refuse unsafe hosts early.
-
-        The egress proxy enforces the same rules on every hop; this just fails sooner and clearer.
-        """
-        request = route.request
-        try:
-            if self.config.block_resources and request.resource_type in BLOCKED_TYPES:
-                await route.abort("blockedbyclient")
-                return
-            if request.is_navigation_request():
-                slot = self.by_page.get(request.frame.page) if request.frame else None
-                if slot is not None and slot.inline_html is not None:
-                    html, slot.inline_html = slot.inline_html, None
-                    await route.fulfill(
-                        status=200, content_type="text/html; charset=utf-8", body=html
-                    )
-                    return
-            verdict = await self.guard.check_url(request.url)
-            if not verdict.allowed:
-                await route.abort("blockedbyclient")
-                return
-            await route.continue_()
-        except Exception as exc:  # the page or context went away meanwhile
-            logger.trace("route {}: {}", request.url[:100], exc)
 
     async def _acquire_page(self) -> PageSlot:
         if self.idle:
@@ -139,6 +115,16 @@ class ScrapeSession:
         """The final result of one request (after retries); None when the browser was lost."""
         t0 = time.monotonic()
         host = host_of(req.url) if req.url and req.html is None else ""
+        if host:  # refuse an unsafe source at once, with the guard's reason and the URL
+            verdict = await self.guard.check_url(req.url or "")
+            if not verdict.allowed:
+                return PageResult(
+                    url=req.url,
+                    error=f"{verdict.reason} ({req.url})",
+                    retryable=verdict.reason.startswith("could not resolve"),
+                    attempts=1,
+                    timings_ms={"total": round((time.monotonic() - t0) * 1000, 1)},
+                )
         attempt_no = 0
         while True:
             attempt_no += 1

@@ -175,7 +175,9 @@ async def test_download_refused(site, config, warm) -> None:
 
 async def test_per_domain_concurrency_limit_seen_by_server(site, config, warm) -> None:
     cfg = config.model_copy(update={"per_domain_concurrency": 2, "concurrency": 6})
-    out = await fetch_pages(reqs(site, *["/slow?s=0.3&key=per-domain"] * 6), cfg, warm)
+    # distinct URLs: Chromium's HTTP cache lets one request per URL through at a time
+    paths = [f"/slow?s=0.3&key=per-domain&n={n}" for n in range(6)]
+    out = await fetch_pages(reqs(site, *paths), cfg, warm)
     assert all(p.ok for p in out)
     assert PEAK["per-domain"] == 2
 
@@ -218,3 +220,23 @@ async def test_inline_html_rendered_without_fetching_its_url(site, config, warm)
     assert HITS["/inline-source/page"] == 0
     assert without_url.ok and "made by script" in without_url.html
     assert without_url.final_url is None
+
+
+async def test_quiet_wait_covers_slow_fetch_and_xhr_started_after_load(site, config, warm) -> None:
+    """The in-page tracker: reading waits for fetch()/XHR in flight, even ones a timer starts
+    after the load event, then for the quiet window."""
+    html = (
+        "<title>late</title><script>"
+        "addEventListener('load', () => setTimeout(() => {"
+        " fetch('/slow?s=0.8&key=late-fetch').then(r => r.text()).then(() =>"
+        "  document.body.insertAdjacentHTML('beforeend', '<p>fetched late</p>'));"
+        " const x = new XMLHttpRequest();"
+        " x.onload = () => document.body.insertAdjacentHTML('beforeend', '<p>xhr done</p>');"
+        " x.open('GET', '/slow?s=0.5&key=late-xhr'); x.send();"
+        "}, 60));</script><body><p>start</p></body>"
+    )
+    [page] = await fetch_pages(
+        [PageRequest(url=site.url("/inline-source/late"), html=html)], config, warm
+    )
+    assert page.ok and not page.warnings, page.warnings
+    assert "fetched late" in page.html and "xhr done" in page.html

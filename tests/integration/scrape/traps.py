@@ -75,7 +75,14 @@ class Trap:
             conn.settimeout(2)
             data = b""
             with contextlib.suppress(OSError):
-                data = conn.recv(4096)
+                while b"\r\n" not in data and len(data) < 4096:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+            if not data:
+                self.tcp.append("(connected, sent nothing)")
+                return
             line = data.split(b"\r\n", 1)[0]
             self.tcp.append(line.decode("latin-1") if line.isascii() else repr(data[:40]))
             with contextlib.suppress(OSError):
