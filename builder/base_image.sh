@@ -157,7 +157,10 @@ py_version=$("${buildah[@]}" run "$ctr" -- /usr/local/bin/python -c 'import plat
   --label org.podfleet.stands-in-for="$from" \
   --label org.opencontainers.image.description="Stand-in for $from: Debian 12 + Debian's CPython $py_version" \
   "$ctr"
+old_id=$("${buildah[@]}" inspect --type image --format '{{.FromImageID}}' "$name" 2>/dev/null || true)
 "${buildah[@]}" commit --quiet --rm "$ctr" "$name" >/dev/null
 ctr=""
+# The previous base, now untagged: gone unless an image still builds on it.
+if [ -n "$old_id" ]; then "${buildah[@]}" rmi "$old_id" >/dev/null 2>&1 || true; fi
 echo "base_image.sh: built $name (CPython $py_version)" >&2
 echo "$name"

@@ -42,7 +42,14 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mapfile -t pip_mounts < <(python3 "$here/image/pip_config.py" "$work")
 
+# TORCH_INDEX_URL (environment), if set, reaches the full image's ARG of that name, as it reaches
+# builder/setup.sh on a host (e.g. a CPU-only index on machines without a local torch file).
+build_args=()
+if [ -n "${TORCH_INDEX_URL:-}" ] && grep -q '^ARG TORCH_INDEX_URL' "$context/$dockerfile"; then
+  build_args+=(--build-arg "TORCH_INDEX_URL=$TORCH_INDEX_URL")
+fi
+
 started=$(date +%s)
 bash "$here/image/buildah.sh" bud --pull=never "${cache[@]}" --force-rm --network host \
-  "${pip_mounts[@]}" -f "$context/$dockerfile" -t "$tag" "$@" "$context"
+  "${pip_mounts[@]}" "${build_args[@]}" -f "$context/$dockerfile" -t "$tag" "$@" "$context"
 echo "build_image.sh: built $tag from $dockerfile in $(($(date +%s) - started)) s" >&2

@@ -17,8 +17,10 @@ run() {
 # Python: style and correctness.
 run "ruff check" ruff check .
 run "ruff format" ruff format --check .
-# The image recipe (hadolint reads the Dockerfile's inline `# hadolint ignore=` comments).
-run hadolint hadolint Dockerfile
+# The image recipes: every Dockerfile in the tree (the full image, builder/slim.Dockerfile, the
+# examples'); hadolint reads their inline `# hadolint ignore=` comments.
+mapfile -t dockerfiles < <(find . -path ./.git -prune -o -type f \( -name Dockerfile -o -name '*.Dockerfile' \) -print | sort)
+run hadolint hadolint "${dockerfiles[@]}"
 # GitHub workflows: against GitHub's workflow schema (bundled with check-jsonschema, no network),
 # then audited by zizmor offline (pinned actions, template injection, permissions, credentials;
 # .github also holds dependabot.yml, which zizmor audits too).
@@ -30,7 +32,7 @@ if [ -f .github/dependabot.yml ]; then
 fi
 run zizmor zizmor --offline --no-progress .github
 # Shell: the builder scripts and CI's entry point.
-run shellcheck shellcheck builder/*.sh .ci/run
+run shellcheck shellcheck builder/*.sh builder/image/*.sh .ci/run
 
 if [ "${#failed[@]}" -gt 0 ]; then
   echo "lint: FAILED: ${failed[*]}" >&2

@@ -38,6 +38,9 @@ done
 system_packages=(chromium fonts-liberation ca-certificates)
 if [ "$image" = 0 ]; then system_packages+=(postgresql); fi
 if [ "$dev" = 1 ]; then system_packages+=(shellcheck redis-server); fi  # redis: caller tests
+# buildah, debootstrap: tests/integration/image builds and runs the images without a Docker
+# engine (builder/build_image.sh, builder/base_image.sh)
+if [ "$dev" = 1 ]; then system_packages+=(buildah debootstrap); fi
 # python3-venv: tests/integration/wheel installs the built wheel into fresh venvs; Debian's own
 # python3 lacks ensurepip without it (python.org builds and the CI image have it)
 if [ "$dev" = 1 ] && ! "${PYTHON:-python3}" -c "import ensurepip" 2>/dev/null; then

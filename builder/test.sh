@@ -12,4 +12,5 @@ PODFLEET_TEST_REDIS_URL="$(bash "$here/redis.sh")"  # Celery broker, ledger (tes
 export PODFLEET_TEST_REDIS_URL
 export PODFLEET_REQUIRE_POSTGRES=1  # a skipped PostgreSQL test fails the run
 export PODFLEET_REQUIRE_CHROMIUM=1
+export PODFLEET_REQUIRE_IMAGE=1  # tests/integration/image: buildah, debootstrap, root
 exec python3 -m pytest "$@"
