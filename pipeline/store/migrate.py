@@ -13,6 +13,7 @@ A database made by `create_all` before migrations existed is adopted by revision
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from alembic import command
@@ -20,13 +21,16 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from loguru import logger
+from podfleet.pipeline.errors import StageError
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import Connection
 
-__all__ = ["current_revision", "head_revision", "migrate", "upgrade"]
+__all__ = ["UnknownRevisionError", "current_revision", "head_revision", "migrate", "upgrade"]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-_LOCK_KEY_SQL = "SELECT pg_advisory_xact_lock(hashtext('podfleet-migrate:' || current_schema()))"
+_LOCK_KEY_SQL = (
+    "SELECT pg_advisory_xact_lock(hashtext('podfleet-migrate:' || coalesce(current_schema(), '')))"
+)
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -37,10 +41,20 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return cfg
 
 
+@cache
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config())
+
+
 def head_revision() -> str:
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert head is not None, "the migration chain has no head"
+    head = _scripts().get_current_head()
+    if head is None:  # pragma: no cover - the package ships its revisions
+        raise RuntimeError("the store's migration chain has no head")
     return head
+
+
+class UnknownRevisionError(StageError):
+    """The database was migrated by a newer podfleet than this one (an image rolled back)."""
 
 
 def current_revision(conn: Connection) -> str | None:
@@ -55,6 +69,14 @@ def migrate(engine: Engine) -> str:
         if conn.dialect.name == "postgresql":
             conn.execute(text(_LOCK_KEY_SQL))
         before = current_revision(conn)
+        known = {rev.revision for rev in _scripts().walk_revisions()}
+        if before is not None and before not in known:
+            raise UnknownRevisionError(
+                f"the database is at schema revision {before!r}, which this podfleet does not "
+                f"know (its newest is {head!r}): it was upgraded by a newer version; run that "
+                "version, or downgrade the database with it first",
+                stage="load",
+            )
         if before != head:
             command.upgrade(alembic_config(conn), "head")
             logger.info("database schema upgraded from {} to {}", before or "none", head)

@@ -15,11 +15,11 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from podfleet.entry import handler
-from podfleet.pipeline.store.db import engine_for, get_engine
+from podfleet.pipeline.store.db import dispose_engines, engine_for, get_engine
 from podfleet.pipeline.store.migrate import alembic_config, current_revision, head_revision
 from podfleet.pipeline.store.migrate import upgrade as upgrade_db
 from podfleet.pipeline.store.schema import metadata
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from tests.integration.store import legacy_schema as legacy
 from tests.integration.store.helpers import assert_rows_match, item, job, read_rows, source
@@ -219,6 +219,19 @@ def test_downgrade_to_base_and_up_again(database_url) -> None:
             assert current_revision(conn) == head_revision()
     finally:
         engine.dispose()
+
+
+async def test_database_from_a_newer_version_is_refused_clearly(database_url) -> None:
+    get_engine(database_url)
+    engine = engine_for(database_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0999'"))
+    engine.dispose()
+    dispose_engines()
+    out = await handler(job("rolled-back", [item("fp", source("a"))]))
+    [error] = out["errors"]
+    assert "schema revision '0999'" in error["message"] and error["retryable"] is False
+    assert read_rows(database_url)["flashpoints"] == []
 
 
 def test_upgrade_command(database_url, repo_root) -> None:
