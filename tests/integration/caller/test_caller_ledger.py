@@ -135,3 +135,19 @@ async def test_cancel_before_submission_means_never_submitted(redis_url, prefix)
             out = await sub.submit("early", JOB)  # the task arrives late
             assert out.kind == "cancelled" and out.job_id is None
         assert emu.jobs() == []
+
+
+async def test_a_wait_that_times_out_cancels_the_job(redis_url, prefix) -> None:
+    async def slow(job):
+        await asyncio.sleep(30)
+
+    async with run_in_process(EmulatorConfig(workers=1), handler=slow) as emu:
+        cfg = caller_config(emu, redis_url, prefix)
+        async with Submitter(cfg, transport=emu.transport) as sub:
+            out = await sub.submit("slow", JOB)
+            await emu.wait_job(out.job_id, lambda j: j["status"] == "IN_PROGRESS", 10)
+            await sub.finish_timed_out("slow", out.job_id, 0.1)
+            rec = await sub.ledger.get("slow")
+            assert rec.state == "final" and rec.status == "CANCELLED"
+            assert rec.result["error"] == "no result within 0.1s (job cancelled)"
+            assert emu.job(out.job_id)["status"] == "CANCELLED"
