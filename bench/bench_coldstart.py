@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -134,7 +135,8 @@ def main() -> None:
         as_worker(*args.as_worker)
         return
 
-    results: dict = {"runs": args.runs, "kinds": {}}
+    load_1m = {"start": os.getloadavg()[0]}
+    results: dict = {"runs": args.runs, "kinds": {}, "load_average_1m": load_1m}
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         for kind in args.kinds:
@@ -144,8 +146,11 @@ def main() -> None:
                     raw[version].append(measure(version, kind, Path(tmp), {}))
             results["kinds"][kind] = {v: {**summarize(r), "raw": r} for v, r in raw.items()}
     results["elapsed_s"] = round(time.perf_counter() - t0, 1)
+    results["load_average_1m"]["end"] = os.getloadavg()[0]
 
+    load = results["load_average_1m"]
     print(f"cold start, one SDK worker, {args.runs} starts each (median, min-max), seconds")
+    print(f"load average (1 min): {load['start']:.1f} at start, {load['end']:.1f} at end")
     print(f"{'worker':<12} {'version':<7} {'first job-take':>20} {'first job answered':>20}")
     for kind, by_version in results["kinds"].items():
         for version, s in by_version.items():
