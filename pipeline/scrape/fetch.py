@@ -115,8 +115,8 @@ class PageSlot:
     """A page plus what its (few) event handlers observe.
 
     Only rare events are subscribed for the page's life: failed requests (to name the failed
-    navigation hop) and crashes. Responses are watched only while the page navigates (for the
-    main document's Content-Length); nothing else is sent to Python per request.
+    navigation hop) and crashes; nothing is sent to Python per request. The main document's
+    Content-Length is checked when the navigation commits.
     """
 
     page: Any
@@ -125,7 +125,6 @@ class PageSlot:
     too_large: int | None = None
     crashed: bool = False
     nav_url: str | None = None  # the last main-frame navigation request that failed
-    _closing: asyncio.Future | None = None
 
     def __post_init__(self) -> None:
         self.page.on("requestfailed", self._on_failed)
@@ -143,17 +142,16 @@ class PageSlot:
             if self._is_main_navigation(request):
                 self.nav_url = request.url
 
-    def on_response(self, response: Any) -> None:
-        if not self._is_main_navigation(response.request):
-            return
+    async def refuse_if_too_large(self, response: Any) -> bool:
+        """At commit (headers in, body still coming): a declared Content-Length over the cap
+        closes the page before the body is read."""
         length = response.headers.get("content-length", "")
         if length.isdigit() and int(length) > self.max_page_bytes:
             self.too_large = int(length)
-            self._closing = asyncio.ensure_future(self._close_quietly())
-
-    async def _close_quietly(self) -> None:
-        with contextlib.suppress(Exception):
-            await self.page.close()
+            with contextlib.suppress(Exception):
+                await self.page.close()
+            return True
+        return False
 
     async def serve_inline(self, route: Any) -> None:
         """While an inline source navigates: its main document is the HTML, no fetch."""
@@ -220,17 +218,17 @@ async def fetch_once(
     t_nav = time.monotonic()
     response = None
     try:
-        page.on("response", slot.on_response)
         if inline:
             await page.route("**/*", slot.serve_inline)
-        try:
-            response = await page.goto(target, wait_until=wait_until, timeout=nav_timeout_s * 1000)
+        try:  # to commit first: the main document's headers, checked before its body is read
+            response = await page.goto(target, wait_until="commit", timeout=nav_timeout_s * 1000)
+            if response is not None and await slot.refuse_if_too_large(response):
+                raise PageTooLarge(slot.too_large)
+            left_s = max(0.05, t_nav + nav_timeout_s - time.monotonic())
+            await page.wait_for_load_state(wait_until, timeout=left_s * 1000)
         finally:
-            page.remove_listener("response", slot.on_response)
             if inline and not page.is_closed():
                 await page.unroute("**/*", slot.serve_inline)
-        if slot.too_large is not None:  # the body arrived before the page could be closed
-            raise PageTooLarge(slot.too_large)
         t_render = time.monotonic()
         result.timings_ms["navigate"] = round((t_render - t_nav) * 1000, 1)
         render_s = max(0.0, min(config.render_timeout_s, deadline - t_render))
