@@ -124,7 +124,9 @@ class Settings(BaseSettings):
     scrape_concurrency: int = Field(0, ge=0, description="Pages in parallel; 0 = from memory.")
     scrape_per_domain_concurrency: int = Field(8, ge=1, description="Pages in parallel per host.")
     scrape_retries: int = Field(2, ge=0, description="Retries on network errors and 5xx.")
-    scrape_block_resources: bool = Field(True, description="Block images, media and fonts.")
+    scrape_block_resources: bool = Field(
+        True, description="Load no images or web fonts; media does not autoplay."
+    )
     scrape_wait: Literal["quiet", "load", "networkidle", "domcontentloaded"] = Field(
         "quiet", description="quiet = DOM loaded plus a short network-quiet window."
     )
@@ -134,7 +136,10 @@ class Settings(BaseSettings):
     )
     scrape_respect_robots: bool = Field(False, description="Honour robots.txt.")
     scrape_allow_hosts: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="Hosts exempt from the private-address block."
+        default_factory=list,
+        description="Hosts exempt from the private-address block, comma-separated: host (its "
+        "ports 80 and 443 only), host:port, host:* (every port), [IPv6]:port, .domain[:port] "
+        "(the domain and its subdomains).",
     )
     scrape_max_page_bytes: int = Field(5_000_000, gt=0, description="Rendered HTML cap.")
 
