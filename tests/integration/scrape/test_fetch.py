@@ -240,3 +240,11 @@ async def test_quiet_wait_covers_slow_fetch_and_xhr_started_after_load(site, con
     )
     assert page.ok and not page.warnings, page.warnings
     assert "fetched late" in page.html and "xhr done" in page.html
+
+
+async def test_malformed_allow_list_entry_fails_naming_the_setting(config) -> None:
+    from podfleet.pipeline.errors import StageError
+
+    cfg = config.model_copy(update={"allow_hosts": ("127.0.0.1:http",)})
+    with pytest.raises(StageError, match=r"SCRAPE_ALLOW_HOSTS entry '127\.0\.0\.1:http'"):
+        await fetch_pages([PageRequest(url="http://127.0.0.1/")], cfg, WarmResources())
