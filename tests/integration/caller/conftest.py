@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import uuid
@@ -58,14 +59,15 @@ class Stack:
     def start_worker(self, name: str, concurrency: int = 4):
         from tests.integration.caller.stack import start_celery_worker, wait_for
 
-        proc = start_celery_worker(self.setup, self.tmp, name, concurrency)
+        node = f"{name}-{self.config.key_prefix}"  # unique: the Redis may be shared
+        proc = start_celery_worker(self.setup, self.tmp, node, concurrency)
         self.procs[name] = proc
 
         def pong() -> bool:
             if not proc.alive():
                 raise RuntimeError(f"celery worker exited:\n{proc.tail()}")
             replies = self.celery.control.ping(timeout=0.5) or []
-            return any(name in next(iter(r)) for r in replies)
+            return any(next(iter(r)).startswith(f"{node}@") for r in replies)
 
         wait_for(pong, 60, f"celery worker {name}", every_s=0.2)
         return proc
@@ -86,8 +88,20 @@ class Stack:
         return emu._call(scan)
 
 
+_RUNNING: dict[str, contextlib.ExitStack] = {}
+
+
+def _stop_stack() -> None:
+    exits = _RUNNING.pop("stack", None)
+    if exits is not None:
+        exits.close()
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory, redis_url):
+    """Session-scoped so every module here shares one (about 20 s to start), but stopped as
+    soon as the last test of this directory ends (pytest_runtest_teardown below): its dozen
+    processes do not idle through the rest of the suite."""
     from podfleet.emulator import run_emulator
 
     from tests.integration.caller.stack import free_port, start_uvicorn
@@ -96,7 +110,10 @@ def stack(tmp_path_factory, redis_url):
     tmp = tmp_path_factory.mktemp("caller")
     prefix = f"pft-{uuid.uuid4().hex[:10]}"
     celery_port = free_port()
-    with run_emulator(config(tmp, workers=4)) as emu:
+    exits = contextlib.ExitStack()
+    _RUNNING["stack"] = exits
+    try:
+        emu = exits.enter_context(run_emulator(config(tmp, workers=4)))
         setup = {
             "config": {
                 "endpoint_id": emu.endpoint_id,
@@ -122,12 +139,19 @@ def stack(tmp_path_factory, redis_url):
             "marker_dir": str(tmp),
         }
         s = Stack(emu, setup, tmp)
-        try:
-            s.start_worker("w1")
-            s.procs["api-celery"], s.celery_url = start_uvicorn(setup, tmp, "celery", celery_port)
-            s.procs["api-direct"], s.direct_url = start_uvicorn(setup, tmp, "direct")
-            emu.wait_ready(60)
-            yield s
-        finally:
-            for proc in s.procs.values():
-                proc.stop()
+        exits.callback(lambda: [proc.stop() for proc in s.procs.values()])
+        s.start_worker("w1")
+        s.procs["api-celery"], s.celery_url = start_uvicorn(setup, tmp, "celery", celery_port)
+        s.procs["api-direct"], s.direct_url = start_uvicorn(setup, tmp, "direct")
+        emu.wait_ready(60)
+    except BaseException:
+        _stop_stack()
+        raise
+    yield s
+    _stop_stack()
+
+
+def pytest_runtest_teardown(item, nextitem) -> None:
+    """After this directory's last test (the next one is elsewhere, or none), stop the stack."""
+    if "stack" in _RUNNING and (nextitem is None or nextitem.path.parent != item.path.parent):
+        _stop_stack()
