@@ -268,7 +268,9 @@ class WorkerProtocol:
         if job is not None:
             job.ignored_posts.append({"worker_id": w.id, "reason": why, "body": body})
             self.changed.notify()
-        logger.info("ignored a post from {}: {}", w.id, why)
+        # a late progress post is the SDK's normal race (it posts progress from a side thread)
+        level = "DEBUG" if why.startswith("progress update") else "INFO"
+        logger.log(level, "ignored a post from {}: {}", w.id, why)
 
     async def _watch_lost(self, interval_s: float) -> None:
         """A supervised worker that holds a job and has not been heard of for lost_after_s."""

@@ -157,3 +157,12 @@ def test_bad_flags_are_usage_errors(tmp_path) -> None:
             [*podfleet_cmd(), "emulate", *args], capture_output=True, text=True, timeout=60
         )
         assert res.returncode == 2 and text in res.stderr, (args, res.stderr)
+
+
+def test_the_default_worker_is_the_directorys_handler_else_podfleets_own(project, tmp_path) -> None:
+    from podfleet.cli.emulate import default_worker_cmd
+
+    assert default_worker_cmd(project)[1:] == ["-u", "handler.py"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert default_worker_cmd(empty)[1:] == ["-u", "-m", "podfleet"]  # a wheel has no handler.py
