@@ -44,7 +44,7 @@ class CallerConfig(BaseModel):
     policy: Policy | None = Field(None, description="Default policy of submitted jobs.")
 
     # --- the submission ledger (Redis) ----------------------------------------------------
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str = Field("redis://127.0.0.1:6379/0", repr=False)  # may hold a password
     key_prefix: str = Field("podfleet", pattern=r"^[A-Za-z0-9._:-]+$")
     result_expires_s: float = Field(3600, gt=0, description="Final results kept this long.")
     record_ttl_s: float = Field(

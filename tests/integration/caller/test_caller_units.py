@@ -65,3 +65,9 @@ def test_a_final_view_shows_the_jobs_error_not_the_submission_history() -> None:
     assert view.status_url == "/p/jobs/k"
     pending = JobView.from_record(Record(key="k", state="ambiguous", error="why"), "")
     assert pending.error == "why" and pending.done
+
+
+def test_config_never_shows_its_secrets() -> None:
+    cfg = CallerConfig(endpoint_id="e", api_key="k3y-secret", redis_url="redis://:pw-secret@h:1/0")
+    for text in (repr(cfg), str(cfg)):
+        assert "k3y-secret" not in text and "pw-secret" not in text
