@@ -75,7 +75,10 @@ function render(s) {
   const sc = s.scaling;
   const scale = sc.workers_min === sc.workers_max ? sc.workers_max + " always on"
     : "min " + sc.workers_min + " · max " + sc.workers_max + " · idle timeout " + sc.idle_timeout_s + " s";
-  document.getElementById("scaling").textContent = scale + (sc.cap !== null ? " · capped at " + sc.cap : "");
+  const byState = ["running", "idle", "initializing", "throttled", "unhealthy"]
+    .filter((k) => s.summary[k]).map((k) => s.summary[k] + " " + k).join(" · ");
+  document.getElementById("scaling").textContent = (byState ? byState + " — " : "") + scale +
+    (sc.cap !== null ? " · capped at " + sc.cap : "");
 
   document.querySelector("#workers tbody").replaceChildren(...s.workers.map((w) =>
     el("tr", { "data-worker-id": w.id, "data-state": w.state },
