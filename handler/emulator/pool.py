@@ -216,6 +216,9 @@ class WorkerPool:
         live = [(wid, p) for wid, p in self.procs.items() if p.returncode is None]
         for wid, proc in live:
             self.state.drain(wid)
+            if wid in self._expected_exit:
+                continue  # already stopping (scale-down, refresh): a second SIGTERM could land
+                # in its interpreter's finalization, where it kills instead of asking
             with contextlib.suppress(ProcessLookupError):
                 os.kill(proc.pid, signal.SIGTERM)
         if live:
