@@ -80,6 +80,7 @@ class WorkerPool:
         self._expected_exit: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._log: IO[str] | None = None
+        self._rollout: asyncio.Task[None] | None = None
         self.scaler = Scaler(self) if state.config.scaling else None
         state.on_lost = self.kill_lost
         state.on_refresh = self.refresh
@@ -195,6 +196,27 @@ class WorkerPool:
             self._expected_exit.add(wid)
             self.state.drain(wid)
             os.kill(proc.pid, signal.SIGTERM)
+
+    def roll_out(self) -> None:
+        """Replace stale workers one at a time, each when idle (a rolling release)."""
+        if self._rollout is None or self._rollout.done():
+            self._rollout = asyncio.get_running_loop().create_task(self._roll())
+            self._tasks.append(self._rollout)
+
+    async def _roll(self) -> None:
+        st = self.state
+        while not self.stopping:
+            stale = [w for w in st.workers.values() if w.active and w.version != st.version]
+            if not stale:
+                return
+            idle = [w for w in stale if w.alive and not w.jobs and not w.draining]
+            if idle and idle[0].id not in self._expected_exit:
+                w = idle[0]
+                self.emit(event_line(w.id, "INFO", f"rolling release: replaced by v{st.version}"))
+                self.refresh(w.id)
+                await st.wait_until(lambda w=w, gen=w.gen: w.gen != gen or self.stopping, 600)
+                continue
+            await st.changed.wait(1.0)
 
     def stop_worker(self, wid: str) -> bool:
         """Stop a worker cleanly (scale-down): drained, SIGTERM; False if it has no process."""

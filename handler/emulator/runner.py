@@ -69,9 +69,18 @@ class Emulator:
 
         return self._call(lambda: snapshot(self._state))
 
-    def release(self) -> int:
-        """Publish a new endpoint release: running workers become stale (`isStale`)."""
-        return self._call(self._state.release)
+    def release(self, *, rolling: bool = False) -> int:
+        """Publish a new endpoint release: running workers become stale (`isStale`).
+        rolling=True replaces them as RunPod's rolling release does: one at a time, each when
+        it has no job (drained, SIGTERM, restarted on the new release)."""
+
+        def publish() -> int:
+            version = self._state.release()
+            if rolling:
+                self._pool.roll_out()
+            return version
+
+        return self._call(publish)
 
     def billing(self) -> dict[str, Any]:
         """Billed worker-seconds so far (as in /health's `billing`)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import sys
 from collections.abc import Iterator
@@ -121,3 +122,19 @@ async def test_stale_workers_after_a_release(tmp_path) -> None:
         listing = emu.workers_listing()
     assert codes(report) == ["stale-workers"]
     assert listing["endpointVersion"] == 2 and listing["workers"][0]["isStale"] is True
+
+
+async def test_a_rolling_release_replaces_every_stale_worker(tmp_path) -> None:
+    with run_emulator(config(tmp_path, workers=2, cmd=SLOW)) as emu:
+        emu.wait_ready(60)
+        assert emu.release(rolling=True) == 2
+        deadline = asyncio.get_running_loop().time() + 90
+        while any(w["isStale"] for w in emu.workers_listing()["workers"]):
+            assert asyncio.get_running_loop().time() < deadline, emu.workers_listing()
+            await asyncio.sleep(0.3)
+        emu.wait_ready(60)
+        report = await doctor(emu, sample_s=0)
+        listing = emu.workers_listing()
+    assert report.healthy, report.findings
+    assert {w["version"] for w in listing["workers"]} == {2}
+    assert all(w["restarts"] == 1 for w in listing["workers"])
