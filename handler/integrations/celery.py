@@ -108,7 +108,13 @@ def register_tasks(app: Celery, config: CallerConfig) -> dict[str, Task]:
     """Register podfleet's tasks on `app`; returns them by short name."""
     rt = _Runtime(config)
     backoff = RetryPolicy(base_s=config.error_backoff_s, max_s=config.error_backoff_max_s)
-    common = {"bind": True, "acks_late": True, "reject_on_worker_lost": True, "max_retries": None}
+    common = {
+        "bind": True,
+        "acks_late": True,
+        "reject_on_worker_lost": True,
+        "max_retries": None,
+        "shared": False,  # this app only: several apps in one process each get their own
+    }
 
     def retry_error(task: Task, exc: BaseException, kwargs: dict[str, Any]) -> None:
         errors = int(kwargs.get("errors", 0))
