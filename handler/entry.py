@@ -6,25 +6,38 @@ import time
 from typing import Any
 
 from loguru import logger
-from podfleet.envelope import job_id_of, parse_job, with_sibling_policy
+from podfleet.envelope import ParsedJob, job_id_of, parse_job, with_sibling_policy
 from podfleet.modes import choose_mode
 from podfleet.output import error_output
+from podfleet.pipeline.deadline import Deadline
 from podfleet.pipeline.errors import FatalWorkerError, InputError, JobFailure
-from podfleet.settings import load_settings
+from podfleet.settings import Settings, load_settings
 from podfleet.worker import run_worker
 
-__all__ = ["handler"]
+__all__ = ["handler", "job_deadline"]
 
 
-async def handler(job: dict[str, Any]) -> dict[str, Any]:
-    """Async so that RunPod's loop keeps polling while CPU/GPU work runs in threads."""
-    settings = load_settings()
+def job_deadline(parsed: ParsedJob, started: Deadline) -> Deadline:
+    """The job's one deadline: REQUEST_TIMEOUT from its start (`started`), or the parent's,
+    if earlier, for a sibling (`sibling.deadline_at`; absent from older coordinators')."""
+    sibling = parsed.envelope.sibling
+    if sibling is None or sibling.deadline_at is None:
+        return started
+    return started.earliest(Deadline.at_epoch(sibling.deadline_at))
+
+
+async def handler(job: dict[str, Any], settings: Settings | None = None) -> dict[str, Any]:
+    """Async so that RunPod's loop keeps polling while CPU/GPU work runs in threads.
+    `settings`: the process's (`load_settings()`, read once) unless given."""
+    settings = settings or load_settings()
+    started = Deadline.after(settings.request_timeout)  # the edge: the deadline starts here
     job_id = job_id_of(job)
     with logger.contextualize(job_id=job_id):
         t0 = time.perf_counter()
         try:
             parsed = with_sibling_policy(parse_job(job), settings.load_mode)
             mode = choose_mode(parsed, settings)
+            deadline = job_deadline(parsed, started)
             logger.info(
                 "job started: pipeline={} mode={} items={}",
                 parsed.pipeline.name,
@@ -34,9 +47,9 @@ async def handler(job: dict[str, Any]) -> dict[str, Any]:
             if mode == "coordinator":
                 from podfleet.coordinator import coordinate  # no torch/playwright on this path
 
-                out = await coordinate(parsed, settings, job)
+                out = await coordinate(parsed, settings, job, deadline=deadline)
             else:
-                out = await run_worker(parsed, settings)
+                out = await run_worker(parsed, settings, deadline)
         except InputError as exc:
             logger.warning("rejected job: {}", exc)
             return error_output(str(exc))

@@ -58,6 +58,10 @@ class SiblingInfo(BaseModel):
     # Sent by coordinators before chunks were interleaved; still accepted (and ignored) so that
     # an old coordinator's siblings run on new workers during a rolling update.
     first_index: int | None = Field(None, ge=0, description="Ignored (older coordinators).")
+    # The parent job's deadline, wall-clock epoch seconds (machines' monotonic clocks differ): a
+    # sibling never runs past it. Absent from older coordinators' siblings: they run on their
+    # own REQUEST_TIMEOUT, as before.
+    deadline_at: float | None = Field(None, description="The parent's deadline, epoch seconds.")
 
 
 class JobEnvelope(BaseModel):
@@ -81,6 +85,12 @@ class ParsedJob:
     pipeline: Pipeline
     items: list[BaseModel]
     options: BaseModel
+    item_ids: tuple[str, ...] = ()  # `pipeline.item_id` of each item, computed once (by default)
+
+    def __post_init__(self) -> None:
+        if len(self.item_ids) != len(self.items):
+            ids = tuple(self.pipeline.item_id(item) for item in self.items)
+            object.__setattr__(self, "item_ids", ids)
 
     @property
     def attempt(self) -> int:
@@ -229,7 +239,7 @@ def parse_job(job: Any) -> ParsedJob:
     items = [
         _validate(pipeline.item_model, item, f"items.{i}") for i, item in enumerate(envelope.items)
     ]
-    ids = [pipeline.item_id(item) for item in items]
+    ids = tuple(pipeline.item_id(item) for item in items)
     counts = Counter(ids)
     if len(counts) != len(ids):
         dup = next(i for i in ids if counts[i] > 1)
@@ -237,7 +247,7 @@ def parse_job(job: Any) -> ParsedJob:
             "items", f"invalid input: items: duplicate item id {_shorten(repr(dup), 100)}"
         )
     options = _validate(pipeline.options_model, envelope.options, "options")
-    return ParsedJob(job_id, envelope, pipeline, items, options)
+    return ParsedJob(job_id, envelope, pipeline, items, options, ids)
 
 
 def with_sibling_policy(parsed: ParsedJob, load_mode: str) -> ParsedJob:

@@ -1,14 +1,55 @@
-"""The one place where typed results become RunPod's output dict."""
+"""The job output: one typed model that a worker serialises and a coordinator parses back from its
+siblings' outputs, and the one place where results become RunPod's output dict."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from podfleet.envelope import ParsedJob
 from podfleet.pipeline.runner import PipelineRun
 from podfleet.pipeline.stage import ItemError
+from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["error_output", "job_output"]
+__all__ = ["JobOutput", "error_output", "job_output", "run_output"]
+
+Slot = dict[str, Any] | None  # one item's result (or record); None when the item failed
+
+
+class JobOutput(BaseModel):
+    """A finished job's output. The seeds' fields (`ok, date, trigger, cleanup, workers,
+    duration_sec`) plus ours; `fanout`, `missing` and `records` appear only when set."""
+
+    model_config = ConfigDict(extra="ignore")  # an older or newer worker may send more
+
+    ok: bool = False
+    date: dt.date | None = None
+    trigger: str = ""
+    cleanup: bool = False
+    workers: int = 1
+    duration_sec: float = 0.0
+    pipeline: str = ""
+    mode: str = "worker"
+    items: int = 0
+    succeeded: int = 0
+    results: list[Slot]
+    errors: list[ItemError] = Field(default_factory=list)
+    timings_s: dict[str, float] = Field(default_factory=dict)
+    load: dict[str, Any] | None = None
+    fanout: dict[str, Any] | None = None
+    missing: list[str] = Field(default_factory=list)
+    records: list[Slot] | None = None
+
+    def to_output(self) -> dict[str, Any]:
+        """RunPod's output dict (JSON-able), in the documented shape."""
+        out = self.model_dump(mode="json", exclude={"fanout", "missing", "records"})
+        if self.fanout is not None:
+            out["fanout"] = self.fanout
+        if self.missing:
+            out["missing"] = self.missing
+        if self.records is not None:
+            out["records"] = self.records
+        return out
 
 
 def error_output(message: str, *, refresh_worker: bool = False) -> dict[str, Any]:
@@ -25,44 +66,41 @@ def job_output(
     mode: str,
     workers: int,
     duration_s: float,
-    results: list[dict[str, Any] | None],
+    results: list[Slot],
     errors: list[ItemError],
     timings_s: dict[str, float],
     load: dict[str, Any] | None = None,
     fanout: dict[str, Any] | None = None,
-    records: list[dict[str, Any] | None] | None = None,
+    records: list[Slot] | None = None,
     missing: list[str] | None = None,
-) -> dict[str, Any]:
-    """The seeds' shape (`ok, date, trigger, cleanup, workers, duration_sec`) plus our fields."""
+) -> JobOutput:
     env = parsed.envelope
-    out: dict[str, Any] = {
-        "ok": not errors and not missing,
-        "date": env.date.isoformat(),
-        "trigger": env.trigger,
-        "cleanup": env.cleanup,
-        "workers": workers,
-        "duration_sec": round(duration_s, 3),
-        "pipeline": parsed.pipeline.name,
-        "mode": mode,
-        "items": len(results),
-        "succeeded": sum(r is not None for r in results),
-        "results": results,
-        "errors": [e.to_dict() for e in errors],
-        "timings_s": timings_s,
-        "load": load,
-    }
-    if fanout is not None:
-        out["fanout"] = fanout
-    if missing:
-        out["missing"] = missing
-    if records is not None:
-        out["records"] = records
-    return out
+    return JobOutput(
+        ok=not errors and not missing,
+        date=env.date,
+        trigger=env.trigger,
+        cleanup=env.cleanup,
+        workers=workers,
+        duration_sec=round(duration_s, 3),
+        pipeline=parsed.pipeline.name,
+        mode=mode,
+        items=len(results),
+        succeeded=sum(r is not None for r in results),
+        results=results,
+        errors=list(errors),
+        timings_s=timings_s,
+        load=load,
+        fanout=fanout,
+        missing=missing or [],
+        records=records,
+    )
 
 
 def run_output(
     parsed: ParsedJob, run: PipelineRun, *, mode: str, workers: int, duration_s: float
-) -> dict[str, Any]:
+) -> JobOutput:
+    """A run here as a job output; records travel only when this job returns them."""
+    sibling = parsed.envelope.sibling
     return job_output(
         parsed,
         mode=mode,
@@ -72,7 +110,5 @@ def run_output(
         errors=run.errors,
         timings_s=run.timings_s,
         load=run.load_stats,
-        records=run.records
-        if parsed.envelope.sibling and parsed.envelope.sibling.return_records
-        else None,
+        records=run.records if sibling and sibling.return_records else None,
     )

@@ -9,8 +9,9 @@ from loguru import logger
 from podfleet.envelope import ParsedJob
 from podfleet.output import run_output
 from podfleet.pipeline.config import InferConfig, PipelineConfig, ScrapeConfig, StoreConfig
+from podfleet.pipeline.deadline import Deadline
 from podfleet.pipeline.resources import WarmResources
-from podfleet.pipeline.runner import PipelineRun, ProgressFn, run_pipeline
+from podfleet.pipeline.runner import PipelineRun, ProgressFn, load_records, run_pipeline
 from podfleet.pipeline.stage import RunContext
 from podfleet.settings import Settings
 
@@ -18,7 +19,7 @@ __all__ = [
     "RESOURCES",
     "pipeline_config",
     "run_context",
-    "run_items",
+    "run_here",
     "run_worker",
     "stage_progress",
 ]
@@ -58,11 +59,8 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
     )
 
 
-def run_context(
-    parsed: ParsedJob, settings: Settings, *, deadline_s: float | None = None
-) -> RunContext:
+def run_context(parsed: ParsedJob, settings: Settings, deadline: Deadline) -> RunContext:
     env = parsed.envelope
-    budget_s = settings.request_timeout if deadline_s is None else deadline_s
     return RunContext(
         job_id=parsed.job_id,
         config=pipeline_config(settings),
@@ -71,26 +69,43 @@ def run_context(
         date=env.date,
         trigger=env.trigger,
         cleanup=env.cleanup,
-        deadline_monotonic=time.monotonic() + budget_s,
+        deadline=deadline,
         worker_id=settings.runpod_pod_id or "local",
         attempt=parsed.attempt,
     )
 
 
-async def run_items(
+async def run_here(
     parsed: ParsedJob,
-    items: list[Any],
     settings: Settings,
+    deadline: Deadline,
     *,
-    load: bool,
-    keep_records: bool,
+    load: bool = True,
+    keep_records: bool = False,
     progress: ProgressFn | None = None,
+    load_only: PipelineRun | None = None,
 ) -> PipelineRun:
-    """Run the pipeline over `items` (all of the job's, or one chunk of them)."""
-    ctx = run_context(parsed, settings)
-    return await run_pipeline(
-        parsed.pipeline, items, ctx, load=load, keep_records=keep_records, progress=progress
-    )
+    """Run `parsed` (a whole job or one chunk of one) in this process, by `deadline`: its stages
+    over its items, then its load unless `load` is false. With `load_only` (a run made
+    elsewhere: a coordinator's merged siblings, or an empty one for a cleanup), only the load, of
+    `load_only`'s records; its results drop for items whose load failed. Everything that runs
+    work here (worker mode, a coordinator's local chunks, its cleanup and its final load) calls
+    this."""
+    ctx = run_context(parsed, settings, deadline)
+    if load_only is None:
+        return await run_pipeline(
+            parsed.pipeline,
+            parsed.items,
+            ctx,
+            load=load,
+            keep_records=keep_records,
+            progress=progress,
+            item_ids=parsed.item_ids,
+        )
+    ids = list(parsed.item_ids)
+    run = load_only
+    run.load_stats = await load_records(parsed.pipeline, run.records, ids, run, ctx)
+    return run
 
 
 def stage_progress(parsed: ParsedJob, settings: Settings) -> ProgressFn:
@@ -111,14 +126,17 @@ def stage_progress(parsed: ParsedJob, settings: Settings) -> ProgressFn:
     return publish
 
 
-async def run_worker(parsed: ParsedJob, settings: Settings) -> dict[str, Any]:
+async def run_worker(
+    parsed: ParsedJob, settings: Settings, deadline: Deadline | None = None
+) -> dict[str, Any]:
+    """Worker mode: the whole job here, by `deadline` (default: REQUEST_TIMEOUT from now)."""
     t0 = time.perf_counter()
     sibling = parsed.envelope.sibling
     return_records = bool(sibling and sibling.return_records)
-    run = await run_items(
+    run = await run_here(
         parsed,
-        parsed.items,
         settings,
+        deadline or Deadline.after(settings.request_timeout),
         load=not return_records,
         keep_records=return_records,
         progress=stage_progress(parsed, settings),
@@ -132,4 +150,5 @@ async def run_worker(parsed: ParsedJob, settings: Settings) -> dict[str, Any]:
         )
     done = sum(r is not None for r in run.results)
     logger.info("worker completed {}/{} items of {}", done, len(run.results), parsed.pipeline.name)
-    return run_output(parsed, run, mode="worker", workers=1, duration_s=time.perf_counter() - t0)
+    out = run_output(parsed, run, mode="worker", workers=1, duration_s=time.perf_counter() - t0)
+    return out.to_output()

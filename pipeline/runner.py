@@ -58,8 +58,11 @@ async def run_pipeline(
     load: bool = True,
     keep_records: bool = False,
     progress: ProgressFn | None = None,
+    item_ids: Sequence[str] | None = None,
 ) -> PipelineRun:
     """Run every stage over `items`; a failing item is `None` in `results` and listed in `errors`.
+
+    `item_ids`: `pipeline.item_id` of each item, when the caller has them already.
 
     `progress` (optional) hears about each stage as it starts, and the end (see `ProgressFn`).
 
@@ -70,8 +73,8 @@ async def run_pipeline(
     states: list[ItemState] = []
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    for index, item in enumerate(items):
-        item_id = pipeline.item_id(item)
+    ids = list(item_ids) if item_ids is not None else [pipeline.item_id(i) for i in items]
+    for index, (item, item_id) in enumerate(zip(items, ids, strict=True)):
         try:
             work = pipeline.start(item, ctx)
         except Exception as exc:

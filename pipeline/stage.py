@@ -8,12 +8,12 @@ raising for a single item. Raising fails every item of the call (the runner does
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from podfleet.pipeline.config import PipelineConfig
+from podfleet.pipeline.deadline import Deadline
 from podfleet.pipeline.resources import Resource, WarmResources, resource_set
 from pydantic import BaseModel, ValidationError
 
@@ -77,13 +77,15 @@ class RunContext:
     date: dt.date
     trigger: str = "manual"
     cleanup: bool = False
-    deadline_monotonic: float = field(default_factory=lambda: time.monotonic() + 7200)
+    deadline: Deadline = field(default_factory=lambda: Deadline.after(7200))
     worker_id: str = "local"
     attempt: int = 0  # 0 on the first run of this work; a coordinator's retry counts up
     settings: BaseModel | None = None  # the pipeline's own settings (`Pipeline.settings()`)
 
-    def remaining_s(self) -> float:
-        return max(0.0, self.deadline_monotonic - time.monotonic())
+    def remaining_s(self, budget_s: float | None = None) -> float:
+        """Seconds left before the job's deadline; with a stage's own `budget_s`, before
+        whichever ends first (`Deadline.remaining_s`)."""
+        return self.deadline.remaining_s(budget_s)
 
 
 @runtime_checkable

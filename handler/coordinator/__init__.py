@@ -3,57 +3,45 @@ meanwhile, and merge everything back in input order (docs/coordinator.md)."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
 from loguru import logger
 from podfleet.api import EndpointClient, Policy
 from podfleet.coordinator.chunks import Chunk, chunk_job, chunk_sizes, local_job
-from podfleet.coordinator.merge import ChunkResult, Merger
+from podfleet.coordinator.merge import Merger
 from podfleet.coordinator.progress import ProgressPublisher
-from podfleet.coordinator.scheduler import Scheduler, SchedulerConfig
+from podfleet.coordinator.scheduler import LocalRunner, Scheduler, SchedulerConfig
 from podfleet.coordinator.siblings import SiblingPool
 from podfleet.coordinator.stats import FanoutStats
 from podfleet.envelope import ParsedJob
 from podfleet.modes import effective_workers
-from podfleet.output import job_output
-from podfleet.pipeline.runner import PipelineRun, load_records, run_pipeline
+from podfleet.output import JobOutput, job_output, run_output
+from podfleet.pipeline.deadline import Deadline
+from podfleet.pipeline.runner import PipelineRun
 from podfleet.settings import Settings
-from podfleet.worker import run_context
+from podfleet.worker import run_here
 
 __all__ = ["coordinate"]
 
 LOCAL_GRACE_S = 30.0
 
 
-async def _cleanup_before_fanout(parsed: ParsedJob, settings: Settings) -> dict[str, Any] | None:
-    """Sibling load mode with cleanup: delete the date's rows once, here, before any sibling loads
-    (the pipeline's own load with no records and cleanup on)."""
-    ctx = run_context(parsed, settings)
-    ctx.cleanup = True
-    return await load_records(parsed.pipeline, [], [], PipelineRun([], [], []), ctx)
-
-
-def _local_runner(parsed: ParsedJob, settings: Settings, *, coordinator_loads: bool):
-    async def run_local(chunk: Chunk, remaining_s: float) -> ChunkResult:
+def _local_runner(parsed: ParsedJob, settings: Settings, *, coordinator_loads: bool) -> LocalRunner:
+    async def run_local(chunk: Chunk, deadline: Deadline) -> JobOutput:
+        t0 = time.perf_counter()
         job = local_job(parsed, chunk, return_records=coordinator_loads)
         # The scheduler cancels this run at the job deadline (its items are then `missing`); the
         # stages' own deadline is set past it so they do not fail the items first.
-        ctx = run_context(job, settings, deadline_s=max(0.0, remaining_s) + LOCAL_GRACE_S)
-        run = await run_pipeline(
-            job.pipeline,
-            job.items,
-            ctx,
+        run = await run_here(
+            job,
+            settings,
+            deadline.plus(LOCAL_GRACE_S),
             load=not coordinator_loads,
             keep_records=coordinator_loads,
         )
-        return ChunkResult(
-            run.results,
-            run.errors,
-            run.records if coordinator_loads else None,
-            run.load_stats,
-            run.timings_s,
-        )
+        return run_output(job, run, mode="worker", workers=1, duration_s=time.perf_counter() - t0)
 
     return run_local
 
@@ -64,17 +52,19 @@ async def coordinate(
     job: dict[str, Any],
     *,
     client: EndpointClient | None = None,
+    deadline: Deadline | None = None,
 ) -> dict[str, Any]:
-    """Run `parsed` as a coordinator job; returns the job's output dict (partial at the deadline).
-    `client` is for tests that bring their own transport; by default one is built from settings."""
+    """Run `parsed` as a coordinator job by `deadline` (default: REQUEST_TIMEOUT from now); returns
+    the job's output dict (partial at the deadline). `client` is for tests that bring their own
+    transport; by default one is built from settings."""
     t0 = time.perf_counter()
-    deadline_s = time.monotonic() + settings.request_timeout
+    deadline = deadline or Deadline.after(settings.request_timeout)
     env = parsed.envelope
     workers = effective_workers(parsed, settings)
     sizes = chunk_sizes(len(parsed.items), workers, settings.chunk_size)
     chunks = chunk_job(parsed, sizes, settings.chunk_order)
     coordinator_loads = settings.load_mode == "coordinator"
-    item_ids = [parsed.pipeline.item_id(i) for i in parsed.items]
+    item_ids = list(parsed.item_ids)
     stats = FanoutStats(
         chunks=len(chunks),
         chunk_size=max(sizes),
@@ -93,7 +83,13 @@ async def coordinate(
 
     cleanup_stats = None
     if env.cleanup and not coordinator_loads and parsed.pipeline.load is not None:
-        cleanup_stats = await _cleanup_before_fanout(parsed, settings)
+        # Sibling load mode with cleanup: the date's rows are deleted once, here, before any
+        # sibling loads (the pipeline's own load, with no records and cleanup on).
+        cleaner = dataclasses.replace(
+            parsed, envelope=parsed.envelope.model_copy(update={"cleanup": True})
+        )
+        done = await run_here(cleaner, settings, deadline, load_only=PipelineRun([], [], []))
+        cleanup_stats = done.load_stats
 
     own_client = client is None
     client = client or EndpointClient.from_settings(settings)
@@ -101,7 +97,13 @@ async def coordinate(
         execution_timeout_s=settings.sibling_execution_timeout_s, ttl_s=settings.sibling_ttl_s
     )
     pool = SiblingPool(
-        client, parsed, policy, stats, return_records=coordinator_loads, cleanup=False
+        client,
+        parsed,
+        policy,
+        stats,
+        return_records=coordinator_loads,
+        cleanup=False,
+        deadline=deadline,
     )
     progress = ProgressPublisher(job, enabled=settings.on_runpod)
 
@@ -123,7 +125,7 @@ async def coordinate(
         max_retries=settings.sibling_max_retries,
         pickup_timeout_s=settings.pickup_timeout_s,
         poll_interval_s=settings.status_poll_interval_s,
-        deadline_s=deadline_s,
+        deadline=deadline,
         want_records=coordinator_loads,
     )
     runner = _local_runner(parsed, settings, coordinator_loads=coordinator_loads)
@@ -141,9 +143,10 @@ async def coordinate(
 
     load = merger.load_summary()
     if coordinator_loads and parsed.pipeline.load is not None:
-        run = PipelineRun(merger.results, merger.ordered_errors(), merger.records or [])
-        ctx = run_context(parsed, settings)
-        load = await load_records(parsed.pipeline, run.records, item_ids, run, ctx)
+        # The job's own deadline, not a fresh budget: a load that checks it knows how late it is.
+        merged = PipelineRun(merger.results, merger.ordered_errors(), merger.records or [])
+        run = await run_here(parsed, settings, deadline, load_only=merged)
+        load = run.load_stats
         for err in run.errors:  # a failed load fails the items it held
             merger.errors.setdefault(err.item_id, err)
     elif cleanup_stats and load is not None:
@@ -151,7 +154,7 @@ async def coordinate(
 
     timings = dict(merger.timings_s)
     timings["coordinate"] = round(time.perf_counter() - t0, 4)
-    return job_output(
+    out = job_output(
         parsed,
         mode="coordinator",
         workers=workers,
@@ -163,3 +166,4 @@ async def coordinate(
         fanout=stats.to_dict(),
         missing=[item_ids[p] for p in sorted(missing_positions)],
     )
+    return out.to_output()

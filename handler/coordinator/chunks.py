@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from podfleet.envelope import ParsedJob, SiblingInfo
+from podfleet.pipeline.deadline import Deadline
 from pydantic import BaseModel
 
 __all__ = ["Chunk", "chunk_job", "chunk_sizes", "item_order", "local_job", "sibling_input"]
@@ -86,28 +87,36 @@ def chunk_job(parsed: ParsedJob, sizes: list[int], order: str = "contiguous") ->
     return chunks
 
 
-def _sibling_info(parsed: ParsedJob, chunk: Chunk, return_records: bool) -> SiblingInfo:
+def _sibling_info(
+    parsed: ParsedJob, chunk: Chunk, return_records: bool, deadline: Deadline | None = None
+) -> SiblingInfo:
     return SiblingInfo(
         parent_id=parsed.job_id,
         chunk=chunk.index,
         attempt=chunk.attempt,
         key=chunk.key(parsed.job_id),
         return_records=return_records,
+        deadline_at=None if deadline is None else round(deadline.epoch_s(), 3),
     )
 
 
 def sibling_input(
-    parsed: ParsedJob, chunk: Chunk, *, return_records: bool, cleanup: bool
+    parsed: ParsedJob,
+    chunk: Chunk,
+    *,
+    return_records: bool,
+    cleanup: bool,
+    deadline: Deadline | None = None,
 ) -> dict[str, Any]:
-    """The job input of the sibling that runs `chunk`: the same envelope, mode worker, its items."""
+    """The job input of the sibling that runs `chunk`: the same envelope, mode worker, its items,
+    and the job's `deadline` (as `sibling.deadline_at`), past which the sibling does not run."""
     data = parsed.envelope.model_dump(mode="json", exclude={"sibling", "workers", "items"})
+    info = _sibling_info(parsed, chunk, return_records, deadline)
     data.update(
         mode="worker",
         items=chunk.raw,
         cleanup=cleanup,
-        sibling=_sibling_info(parsed, chunk, return_records).model_dump(
-            mode="json", exclude={"first_index"}
-        ),
+        sibling=info.model_dump(mode="json", exclude={"first_index"}, exclude_none=True),
     )
     return data
 
@@ -117,4 +126,5 @@ def local_job(parsed: ParsedJob, chunk: Chunk, *, return_records: bool) -> Parse
     env = parsed.envelope.model_copy(
         update={"sibling": _sibling_info(parsed, chunk, return_records), "cleanup": False}
     )
-    return dataclasses.replace(parsed, envelope=env, items=list(chunk.parsed))
+    ids = tuple(parsed.item_ids[p] for p in chunk.positions)
+    return dataclasses.replace(parsed, envelope=env, items=list(chunk.parsed), item_ids=ids)

@@ -2,53 +2,42 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from podfleet.coordinator.chunks import Chunk
+from podfleet.output import JobOutput
 from podfleet.pipeline.stage import ItemError
+from pydantic import ValidationError
 
-__all__ = ["ChunkResult", "MalformedOutput", "Merger", "parse_sibling_output"]
+__all__ = ["MalformedOutput", "Merger", "parse_sibling_output"]
 
 
 class MalformedOutput(ValueError):
-    """A sibling's output does not have our worker output's shape."""
+    """A sibling's output is no job output, or not one for the chunk it was given."""
 
 
-@dataclass
-class ChunkResult:
-    results: list[dict[str, Any] | None]
-    errors: list[ItemError]
-    records: list[dict[str, Any] | None] | None = None
-    load: dict[str, Any] | None = None
-    timings_s: dict[str, float] = field(default_factory=dict)
-
-
-def parse_sibling_output(output: Any, chunk: Chunk, *, want_records: bool) -> ChunkResult:
-    """Validate a COMPLETED sibling's output against the chunk it was given."""
-    if not isinstance(output, dict) or not isinstance(output.get("results"), list):
-        raise MalformedOutput(f"chunk {chunk.index}: sibling output has no results list")
-    results = output["results"]
-    if len(results) != chunk.size:
-        raise MalformedOutput(f"chunk {chunk.index}: {len(results)} results for {chunk.size} items")
-    errors = []
-    for e in output.get("errors") or []:
-        if not isinstance(e, dict) or "item_id" not in e:
-            raise MalformedOutput(f"chunk {chunk.index}: malformed error entry {e!r:.100}")
-        errors.append(
-            ItemError(
-                str(e["item_id"]),
-                str(e.get("stage", "")),
-                str(e.get("message", "")),
-                bool(e.get("retryable", False)),
-            )
+def parse_sibling_output(output: Any, chunk: Chunk, *, want_records: bool) -> JobOutput:
+    """A COMPLETED sibling's output, validated as a `JobOutput` and against the chunk it was given.
+    Raises `MalformedOutput` (from the model's `ValidationError` when it is no job output),
+    which the scheduler counts as a failed attempt."""
+    try:
+        out = JobOutput.model_validate(output)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "output"
+        more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise MalformedOutput(
+            f"chunk {chunk.index}: sibling output is no job output: {where}: {first['msg']}{more}"
+        ) from exc
+    if len(out.results) != chunk.size:
+        raise MalformedOutput(
+            f"chunk {chunk.index}: {len(out.results)} results for {chunk.size} items"
         )
-    records = output.get("records")
-    if want_records and (not isinstance(records, list) or len(records) != chunk.size):
+    if want_records and (out.records is None or len(out.records) != chunk.size):
         raise MalformedOutput(f"chunk {chunk.index}: sibling returned no records")
-    timings = output.get("timings_s") if isinstance(output.get("timings_s"), dict) else {}
-    load = output.get("load") if isinstance(output.get("load"), dict) else None
-    return ChunkResult(results, errors, records if want_records else None, load, timings)
+    if not want_records:
+        out.records = None
+    return out
 
 
 class Merger:
@@ -65,7 +54,7 @@ class Merger:
         self.loads: list[dict[str, Any]] = []
         self.timings_s: dict[str, float] = {}
 
-    def accept(self, chunk: Chunk, result: ChunkResult) -> bool:
+    def accept(self, chunk: Chunk, result: JobOutput) -> bool:
         """Store a chunk's outcome; False (and nothing changes) if it already has one."""
         if chunk.index in self.finished:
             return False
@@ -81,8 +70,7 @@ class Merger:
         if result.load:
             self.loads.append(result.load)
         for stage, seconds in result.timings_s.items():
-            if isinstance(seconds, int | float):
-                self.timings_s[stage] = round(self.timings_s.get(stage, 0.0) + seconds, 4)
+            self.timings_s[stage] = round(self.timings_s.get(stage, 0.0) + seconds, 4)
         return True
 
     def fail(self, chunk: Chunk, stage: str, message: str, *, retryable: bool = True) -> bool:

@@ -18,14 +18,16 @@ from collections.abc import Awaitable, Callable
 from loguru import logger
 from podfleet.api import JobState, JobStatus
 from podfleet.coordinator.chunks import Chunk
-from podfleet.coordinator.merge import ChunkResult, MalformedOutput, Merger, parse_sibling_output
+from podfleet.coordinator.merge import MalformedOutput, Merger, parse_sibling_output
 from podfleet.coordinator.siblings import Sibling, SiblingPool
 from podfleet.coordinator.stats import FanoutStats
+from podfleet.output import JobOutput
+from podfleet.pipeline.deadline import Deadline
 from podfleet.pipeline.errors import JobFailure
 
 __all__ = ["LocalRunner", "Scheduler", "SchedulerConfig"]
 
-LocalRunner = Callable[[Chunk, float], Awaitable[ChunkResult]]  # (chunk, seconds left) → result
+LocalRunner = Callable[[Chunk, Deadline], Awaitable[JobOutput]]  # (chunk, job deadline) → result
 STATUS_BUDGET_PER_S = 100.0  # status polls per second we allow ourselves: half of RunPod's 200
 # Failed status rounds in a row after which, submissions having stopped, the siblings still in
 # flight are given up for lost and their chunks run here.
@@ -40,7 +42,7 @@ class SchedulerConfig:
         max_retries: int,
         pickup_timeout_s: float,
         poll_interval_s: float,
-        deadline_s: float,
+        deadline: Deadline,
         want_records: bool,
         run_local: bool = True,
         retry_base_s: float = 0.5,
@@ -50,7 +52,7 @@ class SchedulerConfig:
         self.max_retries = max_retries
         self.pickup_timeout_s = pickup_timeout_s
         self.poll_interval_s = poll_interval_s
-        self.deadline_s = deadline_s  # monotonic time
+        self.deadline = deadline
         self.want_records = want_records
         self.run_local = run_local
         self.retry_base_s = retry_base_s
@@ -109,7 +111,7 @@ class Scheduler:
                 return chunk
         return None
 
-    def _record(self, chunk: Chunk, result: ChunkResult) -> None:
+    def _record(self, chunk: Chunk, result: JobOutput) -> None:
         if self.merger.accept(chunk, result):
             self.on_progress()
         else:
@@ -295,7 +297,7 @@ class Scheduler:
             started_s = time.monotonic()
             logger.info("chunk {} ({} items): running here", chunk.index, chunk.size)
             try:
-                result = await self.run_local(chunk, self.cfg.deadline_s - time.monotonic())
+                result = await self.run_local(chunk, self.cfg.deadline)
             except JobFailure as exc:
                 self._retry(chunk, f"local run failed: {exc}")
             except Exception as exc:
@@ -326,7 +328,7 @@ class Scheduler:
         try:
             while not self.finished():
                 now = time.monotonic()
-                if now >= self.cfg.deadline_s:
+                if self.cfg.deadline.passed:
                     self.deadline_hit = True
                     logger.warning("job deadline reached with {} chunks open", len(self.pending))
                     break
@@ -338,7 +340,7 @@ class Scheduler:
                     next_poll_s = time.monotonic() + self._poll_interval_s()
                 if self.finished():
                     break
-                wake_s = min(next_poll_s, self.cfg.deadline_s) - time.monotonic()
+                wake_s = min(next_poll_s - time.monotonic(), self.cfg.deadline.remaining_s())
                 await self._wait_changed(wake_s)
         finally:
             for task in (local, self._submit_task):

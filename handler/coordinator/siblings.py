@@ -22,6 +22,7 @@ from podfleet.api import (
 from podfleet.coordinator.chunks import Chunk, sibling_input
 from podfleet.coordinator.stats import FanoutStats
 from podfleet.envelope import ParsedJob
+from podfleet.pipeline.deadline import Deadline
 
 __all__ = ["Sibling", "SiblingPool", "SubmitBreaker"]
 
@@ -122,6 +123,7 @@ class SiblingPool:
         cleanup: bool,
         breaker: SubmitBreaker | None = None,
         submit_timeout_s: float | None = None,
+        deadline: Deadline | None = None,
     ):
         self.client = client
         self.breaker = breaker or SubmitBreaker()
@@ -131,6 +133,7 @@ class SiblingPool:
         self.stats = stats
         self.return_records = return_records
         self.cleanup = cleanup
+        self.deadline = deadline  # the job's: each sibling is told it (`sibling.deadline_at`)
         self.in_flight: dict[str, Sibling] = {}
         self.status_fail_streak = 0  # status rounds in a row that failed
 
@@ -156,7 +159,13 @@ class SiblingPool:
         """Submit one sibling per chunk (concurrently, each bounded in time). Returns the chunks
         that could not be submitted: (worth another try, refused for their payload)."""
         payloads = [
-            sibling_input(self.parsed, c, return_records=self.return_records, cleanup=self.cleanup)
+            sibling_input(
+                self.parsed,
+                c,
+                return_records=self.return_records,
+                cleanup=self.cleanup,
+                deadline=self.deadline,
+            )
             for c in chunks
         ]
         replies = await asyncio.gather(*(self._run_one(p) for p in payloads))

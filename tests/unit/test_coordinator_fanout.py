@@ -12,11 +12,13 @@ import pytest
 from podfleet.api import EndpointClient, JobState, RetryPolicy
 from podfleet.coordinator import coordinate
 from podfleet.coordinator.chunks import chunk_job, chunk_sizes, sibling_input
-from podfleet.coordinator.merge import ChunkResult, Merger
+from podfleet.coordinator.merge import Merger
 from podfleet.coordinator.siblings import Sibling
 from podfleet.entry import handler as real_handler
 from podfleet.envelope import parse_job
 from podfleet.modes import choose_mode
+from podfleet.output import JobOutput
+from podfleet.pipeline.deadline import Deadline
 from podfleet.settings import Settings
 
 
@@ -217,9 +219,9 @@ def test_duplicate_completion_is_ignored():
     parsed = parse_job(synthetic_job(4))
     chunks = chunk_job(parsed, [2, 2])
     merger = Merger(["it-000", "it-001", "it-002", "it-003"], keep_records=False)
-    first = ChunkResult([{"id": "it-002"}, {"id": "it-003"}], [])
+    first = JobOutput(results=[{"id": "it-002"}, {"id": "it-003"}])
     assert merger.accept(chunks[1], first)
-    assert not merger.accept(chunks[1], ChunkResult([{"id": "other"}, None], []))
+    assert not merger.accept(chunks[1], JobOutput(results=[{"id": "other"}, None]))
     assert merger.results == [None, None, {"id": "it-002"}, {"id": "it-003"}]
     assert merger.items_done == 2
 
@@ -238,7 +240,7 @@ def test_interleaved_chunks_partition_the_items_and_merge_back_in_input_order():
     assert [c.positions for c in again] == [c.positions for c in chunks]  # deterministic
     merger = Merger(ids, keep_records=False)
     for c in reversed(chunks):
-        merger.accept(c, ChunkResult([{"id": i["id"]} for i in c.raw], []))
+        merger.accept(c, JobOutput(results=[{"id": i["id"]} for i in c.raw]))
     assert [r["id"] for r in merger.results] == ids
 
 
@@ -283,7 +285,7 @@ def scheduler_of(parsed, chunks):
         max_retries=2,
         pickup_timeout_s=5,
         poll_interval_s=0.01,
-        deadline_s=1e12,
+        deadline=Deadline(1e12),
         want_records=False,
     )
     merger = Merger([parsed.pipeline.item_id(i) for i in parsed.items], keep_records=False)

@@ -40,7 +40,7 @@ class EmbedStage:
         infer = ctx.config.infer
         try:
             result = await embed_texts(
-                texts, infer, ctx.resources, timeout_s=min(infer.timeout_s, ctx.remaining_s())
+                texts, infer, ctx.resources, timeout_s=ctx.remaining_s(infer.timeout_s)
             )
         except StageTimeout as exc:
             for st in items:

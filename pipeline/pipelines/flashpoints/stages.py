@@ -32,7 +32,7 @@ class ScrapeStage:
 
         sources: list[SourceWork] = [s for st in items for s in st.work.sources if s.ok]
         requests = [PageRequest(url=s.url, html=s.inline_html) for s in sources]
-        budget_s = min(ctx.config.scrape.stage_timeout_s, ctx.remaining_s())
+        budget_s = ctx.remaining_s(ctx.config.scrape.stage_timeout_s)
         pages = await fetch_pages(requests, ctx.config.scrape, ctx.resources, budget_s=budget_s)
         for source, page in zip(sources, pages, strict=True):
             if page.ok:
