@@ -356,15 +356,18 @@ class EndpointState(WorkerProtocol, Accounting):
         self.changed.notify()
 
     async def _send_webhook(self, url: str, body: dict[str, Any]) -> None:
+        # A webhook URL often carries a per-job secret in its path or query: log its origin only.
+        parts = urlsplit(url)
+        where = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/…"
         async with httpx.AsyncClient(timeout=10) as client:
             for attempt in range(3):
                 try:
                     r = await client.post(url, json=body)
                     if r.status_code < 300:
                         return
-                    logger.warning("webhook {} answered {}", url, r.status_code)
+                    logger.warning("webhook {} answered {}", where, r.status_code)
                 except httpx.HTTPError as exc:
-                    logger.warning("webhook {} failed: {}", url, exc)
+                    logger.warning("webhook {} failed: {}", where, type(exc).__name__)
                 await asyncio.sleep(0.5 * 2**attempt)
 
     def _timed_out(self, job_id: str) -> None:

@@ -217,3 +217,31 @@ async def test_raw_worker_protocol_rejects_unreadable_and_oversized_results() ->
         assert (await c.get(f"/status/{ids[3]}")).json()["status"] == "FAILED"
         stranger = await c.get("/job-take/raw", headers={"Authorization": "x"})
         assert stranger.status_code == 401
+
+
+async def test_a_failed_webhook_delivery_logs_no_part_of_its_url_secret() -> None:
+    """Callers put a per-job token in the webhook URL; a failed delivery names only the origin."""
+    import socket
+
+    from loguru import logger
+
+    with socket.socket() as s:  # a loopback port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    lines: list[str] = []
+    sink = logger.add(lines.append, level="WARNING")
+    try:
+        async with run_in_process(cfg(), handler=echo) as emu, emu.client() as c:
+            url = f"http://127.0.0.1:{port}/hooks/tok-path-secret?token=tok-query-secret"
+            await c.post("/run", json={"input": {"x": 1}, "webhook": url})
+            await emu.wait_idle(5)
+            for _ in range(100):
+                if any("webhook" in line for line in lines):
+                    break
+                await asyncio.sleep(0.05)
+    finally:
+        logger.remove(sink)
+    failures = [line for line in lines if "webhook" in line]
+    assert failures, "the failed delivery was not logged"
+    assert all("tok-path-secret" not in f and "tok-query-secret" not in f for f in failures)
+    assert f"127.0.0.1:{port}" in failures[0]
