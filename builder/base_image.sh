@@ -34,6 +34,14 @@ case "$from" in
 esac
 key=$( (cat "${BASH_SOURCE[0]}"; echo "$name") | sha256sum | cut -c1-16)
 
+# One image build at a time on this machine (builder/build_image.sh holds the same lock).
+store_dir=$(dirname "${PODFLEET_BUILDAH_ROOT:-/var/lib/podfleet-image/storage}")
+if [ -z "${PODFLEET_IMAGE_LOCKED:-}" ]; then
+  mkdir -p "$store_dir"
+  exec 9>"$store_dir/build.lock"
+  flock -w 3600 9
+fi
+
 if [ "$rebuild" = 0 ]; then
   have=$("${buildah[@]}" inspect --type image --format '{{index .OCIv1.Config.Labels "org.podfleet.base-key"}}' "$name" 2>/dev/null || true)
   if [ "$have" = "$key" ]; then

@@ -37,6 +37,17 @@ if [ -z "$tag" ]; then
 fi
 if [ "$(id -u)" != 0 ]; then echo "build_image.sh: run as root (buildah, chroot isolation)" >&2; exit 1; fi
 
+# One build at a time on this machine (a build takes both cores and GBs of disk; the tests' clean-up
+# of dangling layers must not race a build). Waits up to an hour for another build to finish.
+store_dir=$(dirname "${PODFLEET_BUILDAH_ROOT:-/var/lib/podfleet-image/storage}")
+mkdir -p "$store_dir"
+exec 9>"$store_dir/build.lock"
+if ! flock -n 9; then
+  echo "build_image.sh: waiting for another image build on this machine to finish" >&2
+  flock -w 3600 9
+fi
+export PODFLEET_IMAGE_LOCKED=1  # base_image.sh: the lock is held already
+
 bash "$here/base_image.sh" >/dev/null
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -8,6 +8,7 @@ the tests skip, unless the run promises them (PODFLEET_REQUIRE_IMAGE=1, set by b
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -38,13 +39,26 @@ def image_tools() -> None:
 
 @pytest.fixture(scope="session")
 def image_session(image_tools: None) -> Iterator[dict[str, str]]:
-    """Names of this session's images; everything they left in the store is removed at the end."""
-    tags = {
-        "full": f"localhost/podfleet-test:full-{os.getpid()}",
-        "slim": f"localhost/podfleet-test:slim-{os.getpid()}",
-    }
-    yield tags
-    kit.remove_images(*tags.values())
+    """Names of this session's images; everything they left in the store is removed at the end.
+    One image test session at a time on a machine: a second one waits here (up to 90 min) rather
+    than building beside the first (both cores, GBs of disk) or pruning its layers."""
+    kit.STORE_DIR.mkdir(parents=True, exist_ok=True)
+    with (kit.STORE_DIR / "session.lock").open("w") as lock:
+        deadline = time.monotonic() + 90 * 60
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.fail("another image test session held the machine for 90 min")
+                time.sleep(5)
+        tags = {
+            "full": f"localhost/podfleet-test:full-{os.getpid()}",
+            "slim": f"localhost/podfleet-test:slim-{os.getpid()}",
+        }
+        yield tags
+        kit.remove_images(*tags.values())
 
 
 @pytest.fixture(scope="session")
@@ -76,6 +90,15 @@ def full_image(image_session: dict[str, str], base_image: str) -> kit.Built:
 @pytest.fixture(scope="session")
 def slim_image(image_session: dict[str, str], base_image: str) -> kit.Built:
     return _build(image_session["slim"], slim=True)
+
+
+@pytest.fixture(autouse=True)
+def _timed(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Each image test's own wall time (its session fixtures' builds are timed apart)."""
+    started = time.monotonic()
+    yield
+    if request.node.get_closest_marker("image"):
+        kit.TIMINGS_S[f"test {request.node.name}"] = time.monotonic() - started
 
 
 def _mb(size: int) -> str:

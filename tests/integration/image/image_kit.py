@@ -16,6 +16,8 @@ BUILDAH = ["bash", str(REPO_ROOT / "builder" / "image" / "buildah.sh")]
 RUN = ["bash", str(REPO_ROOT / "builder" / "image" / "run.sh")]
 BUILD = ["bash", str(REPO_ROOT / "builder" / "build_image.sh")]
 BASE = ["bash", str(REPO_ROOT / "builder" / "base_image.sh")]
+# Where the store and the build lock live (builder/image/buildah.sh, builder/build_image.sh).
+STORE_DIR = Path(os.environ.get("PODFLEET_BUILDAH_ROOT", "/var/lib/podfleet-image/storage")).parent
 
 # What the tests measured, for the terminal summary (conftest.py prints it).
 TIMINGS_S: dict[str, float] = {}
@@ -137,4 +139,9 @@ def remove_images(*tags: str) -> None:
             buildah("rm", parts[0], check=False)
     for tag in tags:
         buildah("rmi", tag, check=False)
-    buildah("rmi", "--prune", check=False)
+    # Dangling images are the layer cache of builds: prune under the build lock, never mid-build.
+    subprocess.run(
+        ["flock", "-w", "3600", str(STORE_DIR / "build.lock"), *BUILDAH, "rmi", "--prune"],
+        capture_output=True,
+        timeout=3700,
+    )

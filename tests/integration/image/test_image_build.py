@@ -154,8 +154,12 @@ def test_slim_image_coordinates_and_runs_the_cli(slim_image: kit.Built, tmp_path
         assert output["ok"] is True and output["mode"] == "coordinator", output
         assert [r["id"] for r in output["results"]] == [i["id"] for i in items]
         assert output["fanout"]["siblings_submitted"] >= 1, output["fanout"]
+        # Siblings ran on the slim workers; one still queued when the coordinator's own runner
+        # was free is taken back (cancelled) and run by the coordinator instead.
         siblings = [j for j in emu.jobs() if j["id"] != job_id]
-        assert siblings and all(j["status"] == "COMPLETED" for j in siblings), siblings
+        statuses = [j["status"] for j in siblings]
+        assert "COMPLETED" in statuses, siblings
+        assert set(statuses) <= {"COMPLETED", "CANCELLED"}, siblings
 
         client_env = emu.client_env()
         health = kit.run(
@@ -163,7 +167,7 @@ def test_slim_image_coordinates_and_runs_the_cli(slim_image: kit.Built, tmp_path
         )
         assert health.returncode == 0, health.stdout[-3000:]
         counts = json.loads(health.stdout[health.stdout.index("{") :])
-        assert counts["jobs"]["completed"] >= 1 + len(siblings), counts
+        assert counts["jobs"]["completed"] >= 1 + statuses.count("COMPLETED"), counts
         submit = kit.run(
             slim_image.tag,
             "podfleet",
