@@ -23,6 +23,7 @@ import contextlib
 
 from loguru import logger
 from podfleet.pipeline.scrape.guard import AddressGuard, host_of, port_of, scheme_of
+from podfleet.pipeline.scrape.http1 import Closed, Head, read_head, relay_body
 
 __all__ = ["REFUSED_HEADER", "EgressProxy"]
 
@@ -30,68 +31,7 @@ REFUSED_HEADER = "x-podfleet-refused"
 _MAX_HEADER_BYTES = 64 * 1024
 _CHUNK = 256 * 1024
 _MAX_IDLE_PER_KEY = 8
-_HOP_HEADERS = frozenset(
-    {
-        b"proxy-connection",
-        b"connection",
-        b"keep-alive",
-        b"proxy-authorization",
-        b"proxy-authenticate",
-        b"te",
-        b"trailer",
-        b"upgrade",
-    }
-)
 _Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
-
-
-class _Closed(Exception):
-    """The other side closed before a complete message."""
-
-
-class _Head:
-    """A parsed HTTP/1.x message head: first line and raw header lines."""
-
-    __slots__ = ("first", "headers", "lines", "version")
-
-    def __init__(self, raw: bytes) -> None:
-        first, *lines = raw[:-4].split(b"\r\n")
-        self.first = first
-        self.lines = [line for line in lines if line]
-        self.headers: dict[bytes, bytes] = {}
-        for line in self.lines:
-            name, _, value = line.partition(b":")
-            key = name.strip().lower()
-            value = value.strip()
-            if key in self.headers:  # repeated header: comma-join (RFC 9110 5.3)
-                self.headers[key] += b", " + value
-            else:
-                self.headers[key] = value
-        self.version = b""
-
-    def tokens(self, name: bytes) -> set[bytes]:
-        return {t.strip().lower() for t in self.headers.get(name, b"").split(b",")}
-
-    def forwarded(self, extra: bytes | None) -> bytes:
-        """Header lines without hop-by-hop ones (and those `Connection` names), plus `extra`."""
-        drop = _HOP_HEADERS | self.tokens(b"connection")
-        kept = [ln for ln in self.lines if ln.partition(b":")[0].strip().lower() not in drop]
-        if extra:
-            kept.append(extra)
-        return b"".join(line + b"\r\n" for line in kept) + b"\r\n"
-
-
-async def _read_head(reader: asyncio.StreamReader) -> _Head | None:
-    """The next message head, or None on a clean EOF between messages."""
-    try:
-        raw = await reader.readuntil(b"\r\n\r\n")
-    except asyncio.IncompleteReadError as exc:
-        if not exc.partial.strip():
-            return None
-        raise _Closed from exc
-    except asyncio.LimitOverrunError as exc:
-        raise _Closed from exc
-    return _Head(raw)
 
 
 class EgressProxy:
@@ -138,7 +78,7 @@ class EgressProxy:
         try:
             while await self._handle(reader, writer):
                 pass
-        except (ConnectionError, _Closed, asyncio.IncompleteReadError, OSError):
+        except (ConnectionError, Closed, asyncio.IncompleteReadError, OSError):
             pass
         except asyncio.CancelledError:
             pass  # the proxy is closing; end this connection quietly
@@ -151,7 +91,7 @@ class EgressProxy:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         """Serve one request from the browser; True when its connection can carry another."""
-        head = await _read_head(reader)
+        head = await read_head(reader)
         if head is None:
             return False
         parts = head.first.decode("latin-1").split(" ")
@@ -198,7 +138,7 @@ class EgressProxy:
 
     async def _forward(
         self,
-        head: _Head,
+        head: Head,
         method: str,
         target: str,
         version: str,
@@ -233,12 +173,12 @@ class EgressProxy:
             try:
                 up_writer.write(request_head)
                 if has_body:
-                    await _relay_body(head, reader, up_writer, request=True)
+                    await relay_body(head, reader, up_writer, request=True)
                 await up_writer.drain()
-                response = await _read_head(up_reader)
+                response = await read_head(up_reader)
                 if response is None:
-                    raise _Closed
-            except (ConnectionError, _Closed, OSError):
+                    raise Closed
+            except (ConnectionError, Closed, OSError):
                 up_writer.close()
                 if reused and not has_body and attempt == 0:
                     continue  # a pooled connection the server had closed: once more, fresh
@@ -248,7 +188,7 @@ class EgressProxy:
 
     async def _respond(
         self,
-        response: _Head,
+        response: Head,
         method: str,
         key: tuple[str, int],
         conn: _Conn,
@@ -265,9 +205,9 @@ class EgressProxy:
                 return False
             if 100 <= status < 200:
                 writer.write(response.first + b"\r\n" + response.forwarded(None))
-                response = await _read_head(up_reader)
+                response = await read_head(up_reader)
                 if response is None:
-                    raise _Closed
+                    raise Closed
                 continue
             break
         upstream_keep = not response.first.startswith(b"HTTP/1.0") and b"close" not in (
@@ -287,7 +227,7 @@ class EgressProxy:
         if no_body:
             await writer.drain()
         elif framed:
-            await _relay_body(response, up_reader, writer, request=False)
+            await relay_body(response, up_reader, writer, request=False)
         else:
             while data := await up_reader.read(_CHUNK):
                 writer.write(data)
@@ -365,37 +305,3 @@ class EgressProxy:
                 task.cancel()
             await asyncio.gather(*pumps, return_exceptions=True)
             up_writer.close()
-
-
-async def _relay_body(
-    head: _Head, src: asyncio.StreamReader, dst: asyncio.StreamWriter, *, request: bool
-) -> None:
-    """Copy one message body from `src` to `dst` by its framing (chunked or Content-Length)."""
-    if b"chunked" in head.tokens(b"transfer-encoding"):
-        while True:
-            size_line = await src.readuntil(b"\r\n")
-            size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
-            dst.write(size_line)
-            if size == 0:  # trailers up to the empty line
-                while True:
-                    line = await src.readuntil(b"\r\n")
-                    dst.write(line)
-                    if line == b"\r\n":
-                        break
-                await dst.drain()
-                return
-            dst.write(await src.readexactly(size + 2))
-            await dst.drain()
-    length_text = head.headers.get(b"content-length", b"0").split(b",")[0].strip()
-    if not length_text.isdigit():
-        raise _Closed(f"bad Content-Length {length_text!r}")
-    remaining = int(length_text)
-    while remaining > 0:
-        data = await src.read(min(remaining, _CHUNK))
-        if not data:
-            raise _Closed
-        dst.write(data)
-        remaining -= len(data)
-        await dst.drain()
-    if not request:
-        await dst.drain()

@@ -228,7 +228,8 @@ async def fetch_once(
             await page.wait_for_load_state(wait_until, timeout=left_s * 1000)
         finally:
             if inline and not page.is_closed():
-                await page.unroute("**/*", slot.serve_inline)
+                with contextlib.suppress(Exception):  # a page that failed is not reused
+                    await page.unroute("**/*", slot.serve_inline)
         t_render = time.monotonic()
         result.timings_ms["navigate"] = round((t_render - t_nav) * 1000, 1)
         render_s = max(0.0, min(config.render_timeout_s, deadline - t_render))

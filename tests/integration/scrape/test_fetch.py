@@ -123,7 +123,10 @@ async def test_non_http_urls_refused(config, warm, url) -> None:
 
 
 async def test_huge_page_capped(site, config, warm) -> None:
-    cfg = config.model_copy(update={"max_page_bytes": 1_000_000})
+    # generous timeouts: parsing 6 MB on a loaded 2-core machine can take seconds
+    cfg = config.model_copy(
+        update={"max_page_bytes": 1_000_000, "navigation_timeout_s": 20, "render_timeout_s": 10}
+    )
     streamed, declared = await fetch_pages(
         reqs(site, "/huge?mb=6", "/huge?mb=6&declared=1"), cfg, warm
     )
