@@ -4,6 +4,7 @@
     podfleet submit job.json [--wait | --stream]    (job.json like test_input.json; - = stdin)
     podfleet wait JOB_ID | status JOB_ID | cancel JOB_ID | retry JOB_ID [--wait] | purge
     podfleet health [--json] | workers [--json] | doctor [--probe synthetic] [--json]
+    podfleet db upgrade|current [--url URL]         (the store's schema migrations)
 
 The endpoint comes from the settings (RUNPOD_ENDPOINT_ID, RUNPOD_ENDPOINT_BASE_URL,
 RUNPOD_API_KEY) or from --endpoint-id / --base-url / --api-key. Results go to stdout as JSON; the
@@ -37,6 +38,7 @@ def _version() -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from podfleet.cli.db import add_db_parser
     from podfleet.cli.emulate import add_emulate_parser
 
     common = argparse.ArgumentParser(add_help=False)
@@ -46,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"podfleet {_version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_emulate_parser(sub)
+    add_db_parser(sub)
 
     submit = sub.add_parser("submit", parents=[common], help="submit a job file")
     submit.add_argument("file", help='job JSON {"input": {...}} ("-" reads stdin)')
@@ -113,6 +116,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from podfleet.cli.emulate import cmd_emulate
 
         return cmd_emulate(args)
+    if args.command == "db":
+        from podfleet.cli.db import cmd_db
+
+        return cmd_db(args)
     _quiet_client_logs()
     commands = {
         "submit": jobs.cmd_submit,
