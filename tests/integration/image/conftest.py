@@ -35,6 +35,11 @@ def image_tools() -> None:
     for tool in ("buildah", "debootstrap", "unshare"):
         if not shutil.which(tool) and not os.path.exists(f"/usr/sbin/{tool}"):
             _missing(tool)
+    # chroot isolation mounts and makes namespaces: an unprivileged container (e.g. a GitHub
+    # container job without --privileged) cannot.
+    probe = subprocess.run(["unshare", "--mount", "--net", "true"], capture_output=True)
+    if probe.returncode != 0:
+        _missing("mount and network namespaces (a VM or a privileged container)")
 
 
 @pytest.fixture(scope="session")
