@@ -114,6 +114,23 @@ def layers(image: str) -> list[tuple[int, str]]:
     return list(zip(sizes, names, strict=True))
 
 
+def normalized(instruction: str) -> str:
+    """An instruction with line continuations joined and whitespace collapsed."""
+    return " ".join(instruction.replace("\\\n", " ").split())
+
+
+def dockerfile_instructions(path: Path) -> list[str]:
+    """The Dockerfile's instructions as a build echoes them (`STEP n/m: ...`), normalized."""
+    from dockerfile_parse import DockerfileParser
+
+    parsed = DockerfileParser(str(path)).structure
+    return [
+        normalized(f"{ins['instruction']} {ins['value']}")
+        for ins in parsed
+        if ins["instruction"] != "COMMENT"
+    ]
+
+
 def job_result(output: str) -> str:
     """The SDK's `Job result: {...}` line of a local run ('' if absent)."""
     lines = [line for line in output.splitlines() if "Job result: " in line]
