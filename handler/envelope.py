@@ -16,6 +16,7 @@ import json
 import math
 import re
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -97,7 +98,7 @@ class ParsedJob:
         return self.envelope.sibling.attempt if self.envelope.sibling else 0
 
 
-def _expected(err: dict[str, Any]) -> str:
+def _expected(err: Mapping[str, Any]) -> str:
     kind = err.get("type", "")
     if kind in ("date_from_datetime_parsing", "date_parsing", "date_type"):
         return " (expected an ISO date, YYYY-MM-DD)"

@@ -37,6 +37,7 @@ __all__ = [
 ]
 
 _warm_up: concurrent.futures.Future[None] | None = None
+_check_settings: Settings | None = None  # the process's, given to register_checks
 
 
 def required_resources() -> frozenset[Resource]:
@@ -113,7 +114,7 @@ async def model_fitness_check() -> None:
             from podfleet.worker import RESOURCES
 
             RESOURCES.refresh_requested = False  # the failed attempt's flag; this one decides
-    await _warm_model(load_settings())
+    await _warm_model(_check_settings or load_settings())
 
 
 def register_checks(
@@ -122,7 +123,8 @@ def register_checks(
     """Register this worker's fitness checks with the RunPod SDK; returns their names."""
     import runpod
 
-    settings = settings or load_settings()
+    global _check_settings
+    settings = _check_settings = settings or load_settings()  # the check runs with these
     names: list[str] = []
     if Resource.MODEL in startup_resources(settings, required):
         runpod.serverless.register_fitness_check(model_fitness_check)

@@ -119,7 +119,8 @@ def _redacted_type(original: type) -> type[Exception]:
 def _chain_text(exc: BaseException, redact: Redactor) -> str:
     """The exception's message and its causes', each redacted, then bounded."""
     limit = MAX_MESSAGE_CHARS // 4
-    parts, seen = [], set()
+    parts: list[str] = []
+    seen: set[int] = set()
     cause: BaseException | None = exc
     while cause is not None and id(cause) not in seen and len(parts) < 4:
         seen.add(id(cause))

@@ -8,21 +8,16 @@ from podfleet.envelope import ParsedJob
 from podfleet.pipeline.errors import InputError
 from podfleet.settings import Settings
 
-__all__ = ["choose_mode", "default_chunk_size", "effective_workers"]
+__all__ = ["choose_mode", "effective_workers"]
 
 
 def effective_workers(parsed: ParsedJob, settings: Settings) -> int:
     return parsed.envelope.workers or settings.runpod_workers
 
 
-def default_chunk_size(n_items: int, workers: int, configured: int = 0) -> int:
-    """About four chunks per worker, so a slow chunk cannot hold the rest (dynamic scheduling)."""
-    if configured > 0:
-        return configured
-    return max(1, -(-n_items // (workers * 4)))
-
-
 def choose_mode(parsed: ParsedJob, settings: Settings) -> Literal["coordinator", "worker"]:
+    """`auto` fans out when there is an endpoint, more than one worker and the coordinator's own
+    chunking rule (`coordinator.chunks.chunk_sizes`) makes more than one chunk of the items."""
     env = parsed.envelope
     if env.sibling is not None or env.mode == "worker":
         return "worker"  # siblings never fan out again
@@ -31,7 +26,9 @@ def choose_mode(parsed: ParsedJob, settings: Settings) -> Literal["coordinator",
         if not settings.endpoint_configured:
             raise InputError("mode", "mode 'coordinator' needs an endpoint: set RUNPOD_ENDPOINT_ID")
         return "coordinator"
-    chunk = default_chunk_size(len(parsed.items), workers, settings.chunk_size)
-    if workers > 1 and len(parsed.items) > chunk and settings.endpoint_configured:
-        return "coordinator"
-    return "worker"
+    if workers < 2 or not settings.endpoint_configured:
+        return "worker"
+    from podfleet.coordinator.chunks import chunk_sizes  # the package imports this module
+
+    first_chunk = chunk_sizes(len(parsed.items), workers, settings.chunk_size)[0]
+    return "coordinator" if len(parsed.items) > first_chunk else "worker"

@@ -14,13 +14,16 @@ from podfleet.pipeline.resources import WarmResources
 from podfleet.pipeline.runner import PipelineRun, ProgressFn, load_records, run_pipeline
 from podfleet.pipeline.stage import RunContext
 from podfleet.settings import Settings
+from pydantic import BaseModel, SecretStr
 
 __all__ = [
     "RESOURCES",
+    "STAGE_SECTIONS",
     "pipeline_config",
     "run_context",
     "run_here",
     "run_worker",
+    "setting_for",
     "stage_progress",
 ]
 
@@ -28,34 +31,43 @@ __all__ = [
 RESOURCES = WarmResources()
 
 
+# Stage configs from the settings by field name: field `f` of section `s` is set by the setting
+# `s_f` or, failing that, `f`; the exceptions are the seeds' names (GPU_TIMEOUT, ...). Defaults
+# live in the stage config models; tests/unit/test_settings.py checks that the settings' agree.
+STAGE_SECTIONS: dict[str, type[BaseModel]] = {
+    "scrape": ScrapeConfig,
+    "infer": InferConfig,
+    "store": StoreConfig,
+}
+_RENAMED = {
+    ("scrape", "executable_path"): "chromium_path",
+    ("scrape", "stage_timeout_s"): "scrape_timeout_s",
+    ("infer", "timeout_s"): "gpu_timeout",
+    ("store", "retry_s"): "db_retry_s",
+}
+
+
+def setting_for(section: str, field: str) -> str:
+    """The name of the setting that configures `field` of the stage config `section`."""
+    if (section, field) in _RENAMED:
+        return _RENAMED[section, field]
+    prefixed = f"{section}_{field}"
+    return prefixed if prefixed in Settings.model_fields else field
+
+
+def _plain(value: Any) -> Any:
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
+
+
 def pipeline_config(settings: Settings) -> PipelineConfig:
-    s = settings
-    return PipelineConfig(
-        scrape=ScrapeConfig(
-            executable_path=s.chromium_path,
-            concurrency=s.scrape_concurrency,
-            per_domain_concurrency=s.scrape_per_domain_concurrency,
-            retries=s.scrape_retries,
-            block_resources=s.scrape_block_resources,
-            wait=s.scrape_wait,
-            quiet_window_ms=s.scrape_quiet_window_ms,
-            user_agent=s.scrape_user_agent,
-            respect_robots=s.scrape_respect_robots,
-            allow_hosts=tuple(s.scrape_allow_hosts),
-            max_page_bytes=s.scrape_max_page_bytes,
-            navigation_timeout_s=s.navigation_timeout_s,
-            render_timeout_s=s.render_timeout_s,
-            stage_timeout_s=s.scrape_timeout_s,
-        ),
-        infer=InferConfig(
-            model_name=s.model_name,
-            device=s.infer_device,
-            precision=s.infer_precision,
-            token_budget=s.infer_token_budget,
-            timeout_s=s.gpu_timeout,
-            near_duplicate_threshold=s.near_duplicate_threshold,
-        ),
-        store=StoreConfig(database_url=s.database_url.get_secret_value(), retry_s=s.db_retry_s),
+    """The stage configs, each field from its setting (`setting_for`); none is copied by hand."""
+    return PipelineConfig.model_validate(
+        {
+            name: model.model_validate(
+                {f: _plain(getattr(settings, setting_for(name, f))) for f in model.model_fields}
+            )
+            for name, model in STAGE_SECTIONS.items()
+        }
     )
 
 

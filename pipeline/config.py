@@ -24,7 +24,7 @@ class ScrapeConfig(_Frozen):
     block_resources: bool = True
     wait: Literal["quiet", "load", "networkidle", "domcontentloaded"] = "quiet"
     quiet_window_ms: int = 150
-    user_agent: str = "podfleet/0.1"
+    user_agent: str = "podfleet/0.1 (+https://github.com/podfleet)"
     respect_robots: bool = False
     allow_hosts: tuple[str, ...] = ()
     max_page_bytes: int = 5_000_000

@@ -20,7 +20,6 @@ class ProgressPublisher:
         self.min_interval_s = min_interval_s
         self._last_s = float("-inf")
         self._last: dict[str, Any] | None = None
-        self.sent = 0
 
     def update(self, data: dict[str, Any], *, force: bool = False) -> None:
         if not self.enabled or data == self._last:
@@ -33,6 +32,5 @@ class ProgressPublisher:
             import runpod  # lazily: only coordinators inside a worker loop publish progress
 
             runpod.serverless.progress_update(self.job, data)
-            self.sent += 1
         except Exception as exc:  # progress is best effort; never fail the job for it
             logger.warning("progress update failed: {}", exc)

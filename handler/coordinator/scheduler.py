@@ -79,9 +79,7 @@ class Scheduler:
         self.on_progress = on_progress
         self.pending: deque[Chunk] = deque(chunks)
         self.take_back: deque[Chunk] = deque()  # chunks cancelled on the queue: run them here
-        self.local_chunk: Chunk | None = None
         self.cap = config.workers  # siblings allowed in flight; lowered while none get picked up
-        self.deadline_hit = False
         self._submissions_stopped = False
         # One round of /run at a time, in its own task, so a slow or failing API (each /run
         # retried by the client for up to SUBMIT_TIMEOUT_S) never holds the loop: polls go on,
@@ -160,7 +158,7 @@ class Scheduler:
         if not breaker.allows(now):
             return
         limit = min(self.cap, len(self.pool) + breaker.batch_limit(self.cap))
-        batch = []
+        batch: list[Chunk] = []
         while len(self.pool) + len(batch) < limit:
             chunk = self._next_pending(now)
             if chunk is None:
@@ -232,9 +230,23 @@ class Scheduler:
                 self._retry(chunk, str(exc))
             else:
                 self._record(chunk, result)
+        elif self._older_worker_refused_deadline(state):
+            # A worker older than `sibling.deadline_at` (rolling update): not this chunk's fault.
+            logger.warning("an older worker refused sibling.deadline_at; siblings go without it")
+            self.pool.deadline = None
+            chunk.siblings_only = False
+            self.pending.appendleft(chunk)
+            self._poke()
         else:  # FAILED, TIMED_OUT, CANCELLED by someone else
             detail = f": {str(state.error)[:300]}" if state.error else ""
             self._retry(chunk, f"sibling {sib.job_id} ended {state.status}{detail}")
+
+    def _older_worker_refused_deadline(self, state: JobState) -> bool:
+        return (
+            self.pool.deadline is not None
+            and state.status == JobStatus.FAILED
+            and "sibling.deadline_at: unknown field" in str(state.error or "")
+        )
 
     async def _poll(self) -> None:
         for sib, state in await self.pool.poll():
@@ -293,7 +305,6 @@ class Scheduler:
             if chunk is None:
                 await self._wait_changed(self._poll_interval_s())
                 continue
-            self.local_chunk = chunk
             started_s = time.monotonic()
             logger.info("chunk {} ({} items): running here", chunk.index, chunk.size)
             try:
@@ -309,8 +320,6 @@ class Scheduler:
                 )
                 self.stats.chunks_local += 1
                 self._record(chunk, result)
-            finally:
-                self.local_chunk = None
 
     # --- the loop -------------------------------------------------------------------------
     async def _wait_changed(self, timeout_s: float) -> None:
@@ -322,14 +331,13 @@ class Scheduler:
             pass
 
     async def run(self) -> None:
-        """Run until every chunk has an outcome or the deadline passes (sets `deadline_hit`)."""
+        """Run until every chunk has an outcome or the deadline passes."""
         local = asyncio.create_task(self._local_loop()) if self.cfg.run_local else None
         next_poll_s = time.monotonic() + self.cfg.poll_interval_s
         try:
             while not self.finished():
                 now = time.monotonic()
                 if self.cfg.deadline.passed:
-                    self.deadline_hit = True
                     logger.warning("job deadline reached with {} chunks open", len(self.pending))
                     break
                 if local is not None and local.done():

@@ -140,9 +140,6 @@ class SiblingPool:
     def __len__(self) -> int:
         return len(self.in_flight)
 
-    def chunk_in_flight(self, chunk: Chunk) -> bool:
-        return any(s.chunk is chunk for s in self.in_flight.values())
-
     async def _run_one(self, payload: dict[str, Any]) -> JobState | ApiError:
         try:
             async with asyncio.timeout(self.submit_timeout_s):
@@ -169,7 +166,8 @@ class SiblingPool:
             for c in chunks
         ]
         replies = await asyncio.gather(*(self._run_one(p) for p in payloads))
-        failed, refused = [], []
+        failed: list[Chunk] = []
+        refused: list[Chunk] = []
         now = time.monotonic()
         for chunk, reply in zip(chunks, replies, strict=True):
             if not isinstance(reply, ApiError) and not reply.id:
@@ -248,14 +246,10 @@ class SiblingPool:
         self.stats.cancelled += sum(done)
         return sum(done)
 
-    async def cancel_all(self) -> list[Sibling]:
+    async def cancel_all(self) -> None:
         """Cancel every sibling still in flight (deadline, or the coordinator was cancelled)."""
         sibs = list(self.in_flight.values())
         self.in_flight.clear()
         if sibs:
             logger.info("cancelling {} outstanding siblings", len(sibs))
             await self.cancel([s.job_id for s in sibs])
-        return sibs
-
-    def describe(self) -> dict[str, Any]:
-        return {"siblings_in_flight": len(self.in_flight)}

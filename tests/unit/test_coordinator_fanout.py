@@ -324,3 +324,25 @@ def test_a_completed_sibling_does_not_mark_its_chunk(clean_env):
     )
     assert not chunks[0].siblings_only
     assert scheduler.merger.results[:2] == output["results"]
+
+
+def test_an_older_worker_refusing_the_deadline_field_gets_siblings_without_it(clean_env):
+    """Rolling update: a worker older than sibling.deadline_at fails the sibling's validation;
+    the chunk goes back (no attempt counted) and later siblings are sent without the field."""
+    parsed = parse_job(synthetic_job(4))
+    chunks = chunk_job(parsed, [2, 2])
+    scheduler = scheduler_of(parsed, chunks)
+    scheduler.pool.deadline = Deadline.after(60)
+    data = sibling_input(
+        parsed, chunks[0], return_records=False, cleanup=False, deadline=scheduler.pool.deadline
+    )
+    assert "deadline_at" in data["sibling"]
+    scheduler.pending.remove(chunks[0])
+    error = "invalid input: sibling.deadline_at: unknown field"
+    scheduler._ended(Sibling("s1", chunks[0], 0.0), JobState(id="s1", status="FAILED", error=error))
+    assert scheduler.pool.deadline is None and scheduler.stats.retries == 0
+    assert scheduler.pending[0] is chunks[0] and not chunks[0].siblings_only
+    # any other failure is still an attempt
+    scheduler.pending.remove(chunks[0])
+    scheduler._ended(Sibling("s2", chunks[0], 0.0), JobState(id="s2", status="FAILED", error=error))
+    assert scheduler.stats.retries == 1 and chunks[0].siblings_only

@@ -92,3 +92,31 @@ def test_an_endpoint_url_with_credentials_is_not_echoed(clean_env, monkeypatch) 
     with pytest.raises(ValueError) as info:
         Settings()
     assert "runpod_endpoint" in str(info.value) and "s3cretpw" not in str(info.value)
+
+
+def test_stage_configs_come_from_the_settings_by_field_name(clean_env, monkeypatch) -> None:
+    """No default is copied by hand: with nothing set, the stage configs the settings make are
+    the stage config models' own defaults; each field is set by its variable."""
+    from podfleet.pipeline.config import PipelineConfig
+    from podfleet.worker import STAGE_SECTIONS, pipeline_config, setting_for
+
+    assert pipeline_config(Settings()) == PipelineConfig()
+    for section, model in STAGE_SECTIONS.items():
+        for field in model.model_fields:
+            assert setting_for(section, field) in Settings.model_fields, (section, field)
+    for name, value in {
+        "CHROMIUM_PATH": "/opt/chrome",
+        "SCRAPE_RETRIES": "5",
+        "SCRAPE_ALLOW_HOSTS": "a.test,b.test",
+        "SCRAPE_TIMEOUT_S": "12",
+        "GPU_TIMEOUT": "9",
+        "INFER_DEVICE": "cpu",
+        "DB_RETRY_S": "1.5",
+        "DATABASE_URL": "sqlite:///x.db",
+    }.items():
+        monkeypatch.setenv(name, value)
+    config = pipeline_config(Settings())
+    assert config.scrape.executable_path == "/opt/chrome" and config.scrape.retries == 5
+    assert config.scrape.allow_hosts == ("a.test", "b.test") and config.scrape.stage_timeout_s == 12
+    assert config.infer.timeout_s == 9 and config.infer.device == "cpu"
+    assert config.store.retry_s == 1.5 and config.store.database_url == "sqlite:///x.db"
