@@ -1,10 +1,15 @@
-"""A retry policy for transient failures: exponential backoff with full jitter, bounded by a
+"""The retry policy for transient failures: exponential backoff with full jitter, bounded by a
 deadline. Built on tenacity; holds no knowledge of what is retried (the caller says which errors
-are transient), so the store, the scraper and the API client can share it.
+are transient).
+
+`full_jitter_s` is the one delay rule and `parse_retry_after_s` the one reading of a server's
+`Retry-After`: the store (`Backoff.call`), the API client (`podfleet.api.retry`), the coordinator's
+chunk retries and the scraper all use them.
 """
 
 from __future__ import annotations
 
+import email.utils
 import random
 import time
 from collections.abc import Callable
@@ -14,9 +19,39 @@ from typing import TypeVar
 from loguru import logger
 from tenacity import RetryCallState, Retrying, retry_if_exception
 
-__all__ = ["Backoff"]
+__all__ = ["Backoff", "full_jitter_s", "parse_retry_after_s"]
 
 T = TypeVar("T")
+
+_RNG = random.Random()
+
+
+def full_jitter_s(
+    attempt: int, base_s: float, max_s: float, rng: random.Random | None = None
+) -> float:
+    """Seconds before retry `attempt` (1-based): uniform in [0, min(max_s, base_s * 2**(n-1))].
+
+    "Full jitter" (AWS architecture blog, "Exponential Backoff And Jitter"): clients that failed
+    together do not retry together.
+    """
+    return (rng or _RNG).uniform(0, min(max_s, base_s * 2 ** (max(1, attempt) - 1)))
+
+
+def parse_retry_after_s(value: str | None) -> float | None:
+    """Retry-After as seconds (delta-seconds or an HTTP date, RFC 9110 §10.2.3); None when absent
+    or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 @dataclass(frozen=True)
@@ -35,7 +70,7 @@ class Backoff:
     rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
 
     def delay_s(self, attempt: int) -> float:
-        return self.rng.uniform(0, min(self.max_s, self.base_s * 2 ** (attempt - 1)))
+        return full_jitter_s(attempt, self.base_s, self.max_s, self.rng)
 
     def call(
         self,

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from podfleet.pipeline.backoff import parse_retry_after_s
+
 __all__ = [
     "ApiConnectionError",
     "ApiError",
@@ -83,15 +85,6 @@ class ApiTimeout(ApiError):
         self.last_state = last_state
 
 
-def _retry_after_s(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None  # an HTTP date: rare for this API; fall back to our own backoff
-
-
 def _detail(body: str) -> str:
     body = body.strip().replace("\n", " ")
     return f": {body[:200]}" if body else ""
@@ -109,7 +102,7 @@ def error_for_status(
         return JobNotFound(f"{where}: job unknown or expired{_detail(body)}", **kw)
     if status_code == 429:
         return RateLimited(
-            f"{where}: rate limited", retry_after_s=_retry_after_s(retry_after), **kw
+            f"{where}: rate limited", retry_after_s=parse_retry_after_s(retry_after), **kw
         )
     if status_code >= 500:
         return ServerError(f"{where}{_detail(body)}", **kw)

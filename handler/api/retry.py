@@ -11,6 +11,7 @@ from typing import TypeVar
 
 from loguru import logger
 from podfleet.api.errors import ApiError, RateLimited
+from podfleet.pipeline.backoff import full_jitter_s
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 __all__ = ["RetryPolicy", "call_with_retries"]
@@ -33,8 +34,7 @@ class RetryPolicy:
         """Seconds before retry number `attempt` (1-based) after `exc`."""
         if isinstance(exc, RateLimited) and exc.retry_after_s is not None:
             return min(exc.retry_after_s, self.max_retry_after_s)
-        cap = min(self.max_s, self.base_s * 2 ** (attempt - 1))
-        return self.rng.uniform(0, cap)
+        return full_jitter_s(attempt, self.base_s, self.max_s, self.rng)
 
 
 def _retryable(exc: BaseException) -> bool:

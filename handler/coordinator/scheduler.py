@@ -22,6 +22,7 @@ from podfleet.coordinator.merge import MalformedOutput, Merger, parse_sibling_ou
 from podfleet.coordinator.siblings import Sibling, SiblingPool
 from podfleet.coordinator.stats import FanoutStats
 from podfleet.output import JobOutput
+from podfleet.pipeline.backoff import full_jitter_s
 from podfleet.pipeline.deadline import Deadline
 from podfleet.pipeline.errors import JobFailure
 
@@ -136,8 +137,9 @@ class Scheduler:
         else:
             chunk.attempt += 1
             self.stats.retries += 1
-            cap_s = min(self.cfg.retry_max_s, self.cfg.retry_base_s * 2 ** (chunk.attempt - 1))
-            chunk.not_before_s = time.monotonic() + self._rng.uniform(cap_s / 2, cap_s)
+            chunk.not_before_s = time.monotonic() + full_jitter_s(
+                chunk.attempt, self.cfg.retry_base_s, self.cfg.retry_max_s, self._rng
+            )
             logger.warning("chunk {} retry {}: {}", chunk.index, chunk.attempt, reason)
             self.pending.appendleft(chunk)
         self._poke()

@@ -14,12 +14,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from podfleet.pipeline.backoff import parse_retry_after_s
 from podfleet.pipeline.config import ScrapeConfig
 from podfleet.pipeline.scrape.egress import REFUSED_HEADER
 from podfleet.pipeline.scrape.errors import describe_failure
 from podfleet.pipeline.scrape.guard import AddressGuard, host_of
 from podfleet.pipeline.scrape.models import PageRequest, PageResult
-from podfleet.pipeline.scrape.politeness import parse_retry_after_s
 
 __all__ = ["QUIET_TRACKER", "Attempt", "PageSlot", "fetch_once", "inline_url"]
 

@@ -1,4 +1,4 @@
-"""Politeness: per-host concurrency, backoff after 429, retry delays, robots.txt.
+"""Politeness: per-host concurrency, a host paused after a 429, robots.txt.
 
 All state lives for one `fetch_pages` call (one job).
 """
@@ -7,39 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
-import random
 import time
 from collections.abc import AsyncIterator
 
 from loguru import logger
 
-__all__ = ["DomainGate", "RobotsCache", "backoff_s", "parse_retry_after_s"]
-
-_BACKOFF_BASE_S = 0.5
-_BACKOFF_CAP_S = 30.0
-
-
-def backoff_s(
-    attempt: int, base_s: float = _BACKOFF_BASE_S, cap_s: float = _BACKOFF_CAP_S
-) -> float:
-    """Exponential backoff with jitter: attempt 0 → 0.25..0.5 s, 1 → 0.5..1 s, ... (capped)."""
-    ceiling = min(cap_s, base_s * (2**attempt))
-    return random.uniform(ceiling / 2, ceiling)
-
-
-def parse_retry_after_s(value: str | None) -> float | None:
-    """Retry-After as seconds (delta-seconds or an HTTP date); None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+__all__ = ["DomainGate", "RobotsCache"]
 
 
 class DomainGate:

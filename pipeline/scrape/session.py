@@ -7,17 +7,21 @@ import contextlib
 import time
 from typing import Any
 
+from podfleet.pipeline.backoff import full_jitter_s
 from podfleet.pipeline.config import ScrapeConfig
 from podfleet.pipeline.scrape.browser import WarmBrowser
 from podfleet.pipeline.scrape.egress import EgressProxy
 from podfleet.pipeline.scrape.fetch import QUIET_TRACKER, Attempt, PageSlot, fetch_once
 from podfleet.pipeline.scrape.guard import AddressGuard, host_of
 from podfleet.pipeline.scrape.models import PageRequest, PageResult
-from podfleet.pipeline.scrape.politeness import DomainGate, RobotsCache, backoff_s
+from podfleet.pipeline.scrape.politeness import DomainGate, RobotsCache
 
 __all__ = ["BrowserLost", "ScrapeSession"]
 
 _OPEN_TIMEOUT_S = 60.0
+# Retry n of a page waits full_jitter_s(n, ...) unless the site sent Retry-After.
+RETRY_BASE_S = 0.5
+RETRY_MAX_S = 30.0
 
 
 class BrowserLost(Exception):
@@ -139,10 +143,10 @@ class ScrapeSession:
             if result.ok or not attempt.retry or attempt_no > self.config.retries:
                 break
             delay_s = attempt.retry_after_s
+            if delay_s is None:
+                delay_s = full_jitter_s(attempt_no, RETRY_BASE_S, RETRY_MAX_S)
             if attempt.rate_limited:
-                delay_s = delay_s if delay_s is not None else backoff_s(attempt_no)
                 self.gate.penalize(host, delay_s)
-            delay_s = backoff_s(attempt_no - 1) if delay_s is None else delay_s
             if time.monotonic() + delay_s >= self.deadline:
                 result.error = f"{result.error}; no time left in the scrape budget to retry"
                 break
