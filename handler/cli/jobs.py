@@ -45,9 +45,9 @@ def _failed(state: Any) -> bool:
 
 def failed_items(state: Any) -> tuple[int, int | None, list[str]]:
     """(failed items, items, first error lines) of a finished podfleet job's output."""
-    out = state.output if isinstance(state.output, dict) else {}
-    errors = out.get("errors") if isinstance(out.get("errors"), list) else []
-    results = out.get("results") if isinstance(out.get("results"), list) else None
+    out: dict[str, Any] = state.output if isinstance(state.output, dict) else {}
+    errors: list[Any] = out["errors"] if isinstance(out.get("errors"), list) else []
+    results: list[Any] | None = out["results"] if isinstance(out.get("results"), list) else None
     total = len(results) if results is not None else out.get("items")
     lines = []
     for err in errors[:3]:

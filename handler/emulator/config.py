@@ -67,7 +67,7 @@ class FaultConfig(BaseModel):
     )
     seed: int | None = Field(None, description="Seed of the fault dice (None = random).")
 
-    _on_change: Callable[[], None] | None = PrivateAttr(None)
+    _on_change: Callable[[], object] | None = PrivateAttr(None)
 
     @field_validator("api_error_routes")
     @classmethod

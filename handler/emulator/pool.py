@@ -170,7 +170,7 @@ class WorkerPool:
                 )
 
     @staticmethod
-    def _kill_group(pgid: int, sig: signal.Signals) -> None:
+    def _kill_group(pgid: int, sig: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, sig)
 
@@ -214,7 +214,8 @@ class WorkerPool:
                 w = idle[0]
                 self.emit(event_line(w.id, "INFO", f"rolling release: replaced by v{st.version}"))
                 self.refresh(w.id)
-                await st.wait_until(lambda w=w, gen=w.gen: w.gen != gen or self.stopping, 600)
+                gen = w.gen
+                await st.wait_until(lambda: w.gen != gen or self.stopping, 600)  # noqa: B023
                 continue
             await st.changed.wait(1.0)
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 from podfleet.emulator.jobs import JobRecord, JobStatus
-from podfleet.emulator.workers import Pulse, WorkerInfo
+from podfleet.emulator.workers import Pulse, WorkerInfo, WorkerState
 
 if TYPE_CHECKING:
     from podfleet.emulator.config import EmulatorConfig, FaultConfig
@@ -90,7 +90,7 @@ class WorkerProtocol:
         cap = self.faults.max_workers
         return cap is not None and w.slot >= cap
 
-    def worker_state(self, w: WorkerInfo) -> str:
+    def worker_state(self, w: WorkerInfo) -> WorkerState:
         cfg = self.config
         return w.state(
             throttled=self.throttled(w),

@@ -284,7 +284,7 @@ class EndpointState(WorkerProtocol, Accounting):
                 q.remove(job.id)
 
     def _pop(self, n: int) -> list[JobRecord]:
-        out = []
+        out: list[JobRecord] = []
         while len(out) < n and (self.queue or self.queue_low):
             out.append(self.jobs[(self.queue or self.queue_low).popleft()])
         return out

@@ -27,7 +27,7 @@ import hmac
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 
@@ -217,7 +217,7 @@ class Ledger:
     # --- reading --------------------------------------------------------------------------
     async def get(self, key: str) -> Record | None:
         h = await self.redis.hgetall(self._keys(key)[0])
-        return Record.from_hash(key, h) if h else None
+        return Record.from_hash(key, cast("dict[str, str]", h)) if h else None
 
     async def get_many(self, keys: list[str]) -> list[Record | None]:
         pipe = self.redis.pipeline(transaction=False)
@@ -259,7 +259,13 @@ class Ledger:
         self, key: str, owner: str, lease_s: float, fields: dict[str, str], incr: bool = False
     ) -> bool:
         flat = [x for kv in fields.items() for x in kv]
-        args = [owner, int(lease_s * 1000), self.record_ttl_s, time.time(), "1" if incr else "0"]
+        args: list[str | int | float] = [
+            owner,
+            int(lease_s * 1000),
+            self.record_ttl_s,
+            time.time(),
+            "1" if incr else "0",
+        ]
         return bool(await self._owner_set(keys=self._keys(key), args=[*args, *flat]))
 
     async def mark_sending(self, key: str, owner: str, lease_s: float, token: str | None) -> bool:

@@ -179,7 +179,8 @@ class Submitter:
             token = secrets.token_urlsafe(24) if cfg.webhook_base_url else None
             if not await self.ledger.mark_sending(key, owner, cfg.submit_lease_s, token):
                 return Outcome("busy", key, retry_in_s=cfg.submit_lease_s, state="pending")
-            hook = webhook_url(cfg.webhook_base_url, key, token) if token else None
+            base = cfg.webhook_base_url
+            hook = webhook_url(base, key, token) if token and base else None
             try:
                 state = await self.run_client.run(payload, policy=policy, webhook=hook)
             except ApiError as exc:

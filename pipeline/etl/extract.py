@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["ExtractedPage", "clean_text", "extract_page"]
 
@@ -30,7 +31,8 @@ def extract_page(html: str, url: str | None = None) -> ExtractedPage:
     import lxml.html
     import trafilatura
 
-    doc = trafilatura.bare_extraction(
+    # A Document (as_dict=False, the default); typed as Document | dict.
+    doc: Any = trafilatura.bare_extraction(
         html, url=url, with_metadata=True, include_links=False, favor_recall=True
     )
     text = doc.text if doc is not None else None

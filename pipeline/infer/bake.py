@@ -22,7 +22,7 @@ __all__ = ["bake", "main"]
 
 def bake(model_name: str = DEFAULT_MODEL, device: str = "cpu") -> dict[str, object]:
     t0 = time.perf_counter()
-    config = InferConfig(model_name=model_name, device=device)  # type: ignore[arg-type]
+    config = InferConfig.model_validate({"model_name": model_name, "device": device})
     resources = WarmResources()
     result = asyncio.run(warm_up(config, resources))
     vector = result.vectors[0]

@@ -187,9 +187,11 @@ async def _run(
                     retryable=True,
                 )
             elif task.exception() is not None:
-                exc = task.exception()
+                failure = task.exception()
                 results[i] = PageResult(
-                    url=requests[i].url, error=f"{type(exc).__name__}: {exc}", retryable=True
+                    url=requests[i].url,
+                    error=f"{type(failure).__name__}: {failure}",
+                    retryable=True,
                 )
             elif task.result() is not None:
                 results[i] = task.result()

@@ -234,7 +234,11 @@ async def _launch(config: ScrapeConfig) -> WarmBrowser:
             profile_dir=profile,
             default_context=default_context,
         )
-        browser.on("disconnected", lambda _b, event=warm.disconnected: event.set())
+
+        def on_disconnected(_browser: object, event: asyncio.Event = warm.disconnected) -> None:
+            event.set()
+
+        browser.on("disconnected", on_disconnected)
         logger.info("Chromium {} launched from {}", browser.version, executable)
         return warm
     first_line = str(last).strip().splitlines()[0][:300] if last else "unknown error"

@@ -184,6 +184,7 @@ class EgressProxy:
                     continue  # a pooled connection the server had closed: once more, fresh
                 raise
             break
+        assert response is not None and conn is not None  # the loop breaks only with both
         return await self._respond(response, method, key, conn, writer, client_keep)
 
     async def _respond(
@@ -205,9 +206,10 @@ class EgressProxy:
                 return False
             if 100 <= status < 200:
                 writer.write(response.first + b"\r\n" + response.forwarded(None))
-                response = await read_head(up_reader)
-                if response is None:
+                following = await read_head(up_reader)
+                if following is None:
                     raise Closed
+                response = following
                 continue
             break
         upstream_keep = not response.first.startswith(b"HTTP/1.0") and b"close" not in (

@@ -125,7 +125,7 @@ def classify_address(ip: IPAddress) -> str | None:
         if ip in _METADATA_ADDRESSES:
             return "a cloud metadata address"
         if ip in _SIX_TO_FOUR:
-            return _v4_reason("a 6to4 address", ip.sixtofour)
+            return _v4_reason("a 6to4 address", ip.sixtofour)  # type: ignore[arg-type]
         if ip in _NAT64:
             return _v4_reason("a NAT64 address", ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
         if ip in _NAT64_LOCAL:

@@ -35,6 +35,8 @@ else:  # the alembic CLI (alembic.ini next to this directory)
     url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option(
         "sqlalchemy.url"
     )
+    if not url:
+        raise SystemExit("no database URL: pass -x url=... or set sqlalchemy.url")
     engine = create_engine(normalise_url(url))
     with engine.connect() as conn:
         _run(conn)
