@@ -47,7 +47,7 @@ def test_defaults() -> None:
         (lambda i: i.update(items=[]), "items", "at least 1 item"),
         (lambda i: i.update(date="2026-13-45"), "date", "YYYY-MM-DD"),
         (lambda i: i.update(trigger="cron"), "trigger", "'manual', 'schedule' or 'api'"),
-        (lambda i: i.update(pipeline="nope"), "pipeline", "known: flashpoints, synthetic"),
+        (lambda i: i.update(pipeline="nope"), "pipeline", "'nope'; known: flashpoints"),
         (
             lambda i: i["items"][1]["sources"][0].update(url="not-a-url"),
             "items.1.sources.0",
