@@ -78,7 +78,9 @@ def test_submit_status_cancel_and_health_with_flags(emulate, tmp_path):
     health = podfleet(emulate, "health", "--json", *flags, env_extra=no_env)
     assert health.returncode == 0, health.stderr
     body = json.loads(health.stdout)
-    assert set(body) >= {"jobs", "workers"} and body["jobs"]["completed"] >= 0
+    assert set(body) >= {"jobs", "workers"}
+    assert {"completed", "failed", "inProgress", "inQueue"} <= set(body["jobs"]), body["jobs"]
+    assert all(type(n) is int for n in body["jobs"].values()), body["jobs"]
 
 
 def test_errors_are_clear_and_coded(emulate, tmp_path):

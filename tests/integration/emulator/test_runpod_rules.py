@@ -72,7 +72,9 @@ async def test_worker_listing_in_runpods_v2_shape_and_billing() -> None:
         other = await c.get("http://emulator.invalid/v2/serverless/other/workers")
         assert other.status_code == 404
         billing = (await c.get("/health")).json()["billing"]
-        assert billing["workerSeconds"] >= billing["runningSeconds"] >= 0
+        assert billing["workerSeconds"] >= billing["runningSeconds"]
+        idle_and_running = billing["runningSeconds"] + billing["idleSeconds"]
+        assert idle_and_running == pytest.approx(billing["workerSeconds"], abs=0.002)
         assert billing["workerSeconds"] > 0 and billing["idleSeconds"] > 0
         emu.faults.max_workers = 0  # throttled workers are not billed
         before = emu.state.billing()["workerSeconds"]
