@@ -54,10 +54,12 @@ def test_workers_min_stay_up_and_the_cap_throttles(tmp_path) -> None:
     cfg = config(tmp_path, workers=2, cmd=SLOW, workers_min=1, idle_timeout_s=0.5)
     with run_emulator(cfg) as emu, client_for(emu) as c:
         emu.wait_ready(60, count=1)
-        ids = [c.post("/run", json={"input": {"sleep_s": 4}}).json()["id"] for _ in range(2)]
+        # long enough that the second worker's cold start (slow on a loaded machine) ends
+        # before the first worker is free to take the second job itself
+        ids = [c.post("/run", json={"input": {"sleep_s": 12}}).json()["id"] for _ in range(2)]
         emu.wait_health(lambda h: h["workers"]["running"] == 2, 60)
         for job_id in ids:
-            emu.wait_job(job_id, timeout_s=30)
+            emu.wait_job(job_id, timeout_s=60)
         emu.wait_until(lambda: len(emu._state.workers_info()) == 1, 30)
         [left] = emu.workers()
         assert left["id"] == "worker-0" and left["state"] == "idle"  # the minimum stays up
