@@ -1,7 +1,7 @@
 """The installed package layout: `handler/` is `podfleet`, `pipeline/` is `podfleet.pipeline`.
 
-pyproject.toml lists every package by hand (setuptools cannot discover packages under a renamed
-directory), so this test fails when a new subpackage is not listed and would be missing from a wheel.
+pyproject.toml lists every package by hand (setuptools cannot discover packages under a
+renamed directory): this fails when a new subpackage is not listed, so a wheel would lack it.
 """
 
 import tomllib
