@@ -68,7 +68,9 @@ def default_concurrency() -> int:
 
 
 def _budget_s(config: ScrapeConfig, budget_s: float | None) -> float:
-    return max(0.0, min(config.stage_timeout_s, budget_s if budget_s is not None else 1e18))
+    """The caller's budget (a stage passes SCRAPE_TIMEOUT_S already applied against the job's
+    deadline: `RunContext.remaining_s`), or the stage budget alone when it gives none."""
+    return max(0.0, config.stage_timeout_s if budget_s is None else budget_s)
 
 
 async def fetch_pages(
@@ -81,6 +83,7 @@ async def fetch_pages(
 ) -> list[PageResult]:
     """One result per request, same order; a failing page fails only its own result.
 
+    `budget_s`: seconds for the whole call (default: `config.stage_timeout_s`).
     `resolver` replaces the system's name resolution for the address checks (tests; a
     deployment with its own DNS policy). Every connection goes to addresses it returned.
 
