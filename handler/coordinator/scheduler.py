@@ -14,6 +14,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from loguru import logger
 from podfleet.api import JobState, JobStatus
@@ -35,29 +36,17 @@ STATUS_BUDGET_PER_S = 100.0  # status polls per second we allow ourselves: half 
 STATUS_FAILS_TO_GIVE_UP = 3
 
 
+@dataclass(kw_only=True)
 class SchedulerConfig:
-    def __init__(
-        self,
-        *,
-        workers: int,
-        max_retries: int,
-        pickup_timeout_s: float,
-        poll_interval_s: float,
-        deadline: Deadline,
-        want_records: bool,
-        run_local: bool = True,
-        retry_base_s: float = 0.5,
-        retry_max_s: float = 10.0,
-    ):
-        self.workers = workers
-        self.max_retries = max_retries
-        self.pickup_timeout_s = pickup_timeout_s
-        self.poll_interval_s = poll_interval_s
-        self.deadline = deadline
-        self.want_records = want_records
-        self.run_local = run_local
-        self.retry_base_s = retry_base_s
-        self.retry_max_s = retry_max_s
+    workers: int
+    max_retries: int
+    pickup_timeout_s: float
+    poll_interval_s: float
+    deadline: Deadline  # the job's
+    want_records: bool
+    run_local: bool = True
+    retry_base_s: float = 0.5
+    retry_max_s: float = 10.0
 
 
 class Scheduler:
