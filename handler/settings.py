@@ -75,23 +75,17 @@ class Settings(BaseSettings):
         "auto", description="auto = JSON lines on RunPod (RUNPOD_POD_ID set), text elsewhere."
     )
     runpod_pod_id: str | None = Field(None, description="Set by RunPod: this worker's id.")
+    runpod_webhook_get_job: str | None = Field(
+        None, description="Set by RunPod: the job-take URL; set, the SDK runs its job loop."
+    )
     runpod_endpoint_base_url: str = Field(
         "https://api.runpod.ai/v2", description="API base; point it at the emulator offline."
     )
     api_timeout_s: float = Field(30, gt=0, description="Timeout of one API request.")
     api_max_retries: int = Field(5, ge=0, description="Retries on 429/5xx/connection errors.")
     wait_timeout_s: float = Field(300, gt=0, description="Client wait() default timeout.")
-    runpod_webhook_get_job: str | None = Field(
-        None, description="Set by RunPod: the job-take URL; set, the SDK runs its job loop."
-    )
     wait_interval_s: float = Field(5, gt=0, description="Client wait() default poll interval.")
 
-    # --- framework: pipelines -------------------------------------------------------------
-    podfleet_pipelines: Annotated[list[str], NoDecode] = Field(
-        default_factory=list,
-        description="Modules (comma-separated, `module` or `module:attr`) holding pipelines to "
-        "register, besides entry points (group podfleet.pipelines); see docs/pipelines.md.",
-    )
     # --- framework: the worker loop --------------------------------------------------------
     worker_loop: Literal["stock", "prompt"] = Field(
         "prompt",
@@ -99,6 +93,12 @@ class Settings(BaseSettings):
         "loop (up to 1 s between jobs). prompt runs only on runpod 1.12.0 (verified), else stock.",
     )
 
+    # --- framework: pipelines -------------------------------------------------------------
+    podfleet_pipelines: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Modules (comma-separated, `module` or `module:attr`) holding pipelines to "
+        "register, besides entry points (group podfleet.pipelines); see docs/pipelines.md.",
+    )
 
     # --- framework: coordinator -----------------------------------------------------------
     chunk_size: int = Field(0, ge=0, description="Items per sibling job; 0 = from items/workers.")
