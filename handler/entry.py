@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from loguru import logger
@@ -14,7 +15,7 @@ from podfleet.pipeline.errors import FatalWorkerError, InputError, JobFailure
 from podfleet.settings import Settings, load_settings
 from podfleet.worker import run_worker
 
-__all__ = ["handler", "job_deadline"]
+__all__ = ["bound_handler", "handler", "job_deadline"]
 
 
 def job_deadline(parsed: ParsedJob, started: Deadline) -> Deadline:
@@ -26,9 +27,19 @@ def job_deadline(parsed: ParsedJob, started: Deadline) -> Deadline:
     return started.earliest(Deadline.at_epoch(sibling.deadline_at))
 
 
+def bound_handler(settings: Settings) -> Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]:
+    """`handler` with the process's settings, read once at start-up: what the SDK is given."""
+
+    async def handle(job: dict[str, Any]) -> dict[str, Any]:
+        return await handler(job, settings)
+
+    return handle
+
+
 async def handler(job: dict[str, Any], settings: Settings | None = None) -> dict[str, Any]:
     """Async so that RunPod's loop keeps polling while CPU/GPU work runs in threads.
-    `settings`: the process's (`load_settings()`, read once) unless given."""
+    `settings`: the process's (`bound_handler`); read from the environment now when not given
+    (a direct call, e.g. from a test)."""
     settings = settings or load_settings()
     started = Deadline.after(settings.request_timeout)  # the edge: the deadline starts here
     job_id = job_id_of(job)

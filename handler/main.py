@@ -43,9 +43,9 @@ def main() -> None:
 
     # Imported after settings: it reads RUNPOD_WEBHOOK_* at import time.
     runpod = import_sdk()
-    from podfleet.entry import handler
+    from podfleet.entry import bound_handler
     from podfleet.worker_loop import install_worker_loop
 
     install_worker_loop(settings.worker_loop)
     register_checks(settings, prepared)
-    runpod.serverless.start({"handler": handler, "return_aggregate_stream": True})
+    runpod.serverless.start({"handler": bound_handler(settings), "return_aggregate_stream": True})

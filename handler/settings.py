@@ -8,7 +8,6 @@ is checked against this model by a test, so a field added here must be documente
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -200,7 +199,9 @@ class Settings(BaseSettings):
         return None
 
 
-@lru_cache(maxsize=1)
 def load_settings() -> Settings:
-    """The process's settings, read on first call (never at import)."""
+    """The settings, read from the environment (and `.env`) now, never at import.
+
+    Read once where a process starts (`podfleet.main`, the CLI) and passed down: this is not
+    cached, so nothing holds a stale copy and tests need no cache to clear."""
     return Settings()

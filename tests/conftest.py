@@ -57,11 +57,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
         ):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
-    from podfleet.settings import load_settings
 
-    load_settings.cache_clear()
     yield tmp_path
-    load_settings.cache_clear()
 
 
 @contextmanager
@@ -90,7 +87,6 @@ def database_url(request, clean_env, monkeypatch):
     """DATABASE_URL set to a fresh SQLite file, then to the real PostgreSQL in a new empty schema
     (the schema is migrated on first use, like a new deployment's database)."""
     from podfleet.pipeline.store.db import dispose_engines
-    from podfleet.settings import load_settings
 
     with ExitStack() as stack:
         if request.param == "sqlite":
@@ -100,7 +96,6 @@ def database_url(request, clean_env, monkeypatch):
                 fresh_postgres_schema(request.getfixturevalue("postgres_url"))
             )
         monkeypatch.setenv("DATABASE_URL", url)
-        load_settings.cache_clear()
         dispose_engines()
         yield url
         dispose_engines()

@@ -8,7 +8,6 @@ import json
 import pytest
 from podfleet.entry import handler
 from podfleet.pipeline.store.schema import documents, flashpoints, runs
-from podfleet.settings import load_settings
 from sqlalchemy import create_engine, func, select
 
 
@@ -109,7 +108,6 @@ async def test_secrets_never_in_output(job: dict, clean_env, monkeypatch) -> Non
     monkeypatch.setenv("RUNPOD_API_KEY", "rpa_NEVERSHOWN42")
     monkeypatch.setenv("DATABASE_URL", "postgresql://u:pw_NEVERSHOWN@127.0.0.1:1/nodb")
     monkeypatch.setenv("DB_RETRY_S", "0")  # a refused connection is retried 30 s by default
-    load_settings.cache_clear()
     out = await handler(job)
     dumped = json.dumps(out)
     assert "NEVERSHOWN" not in dumped

@@ -43,11 +43,26 @@ def test_bad_value_names_the_variable(clean_env, monkeypatch: pytest.MonkeyPatch
         Settings()
 
 
-def test_read_once_not_at_import(clean_env, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_read_when_asked_not_at_import(clean_env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No cache: a process reads its settings once and passes them down (podfleet.main binds
+    them to the handler), so a later read sees the environment as it is then."""
     monkeypatch.setenv("RUNPOD_WORKERS", "3")
     first = load_settings()
     monkeypatch.setenv("RUNPOD_WORKERS", "5")
-    assert load_settings() is first and first.runpod_workers == 3
+    assert first.runpod_workers == 3 and load_settings().runpod_workers == 5
+
+
+async def test_the_bound_handler_uses_the_settings_read_at_start(
+    clean_env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from podfleet.entry import bound_handler
+
+    monkeypatch.setenv("REQUEST_TIMEOUT", "1")
+    handle = bound_handler(load_settings())
+    monkeypatch.setenv("REQUEST_TIMEOUT", "not a number")  # read per job, this would fail
+    job = {"id": "j1", "input": {"pipeline": "synthetic", "items": [{"id": "a"}]}}
+    out = await handle(job)
+    assert out["ok"] is True and out["results"][0]["id"] == "a"
 
 
 def test_secrets_hidden_in_repr(clean_env, monkeypatch: pytest.MonkeyPatch) -> None:

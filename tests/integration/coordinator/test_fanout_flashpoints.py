@@ -10,7 +10,7 @@ from podfleet.api import EndpointClient, RetryPolicy
 from podfleet.coordinator import coordinate
 from podfleet.envelope import parse_job
 from podfleet.pipeline.store.db import dispose_engines
-from podfleet.settings import Settings, load_settings
+from podfleet.settings import Settings
 from podfleet.worker import RESOURCES, run_worker
 
 pytestmark = [pytest.mark.emulator, pytest.mark.model, pytest.mark.chromium]
@@ -99,7 +99,6 @@ async def _load_mode_run(
     monkeypatch.setenv("DATABASE_URL", fan_url)  # what the in-process siblings' settings read
     # A sibling returns records by its own LOAD_MODE (the endpoint's), not by its input.
     monkeypatch.setenv("LOAD_MODE", "coordinator")
-    load_settings.cache_clear()
     settings = Settings(
         runpod_endpoint_id="local-endpoint",
         database_url=fan_url,

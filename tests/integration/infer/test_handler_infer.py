@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from podfleet.entry import handler
 from podfleet.pipeline.store.schema import documents, flashpoints
-from podfleet.settings import load_settings
 from podfleet.worker import RESOURCES
 from sqlalchemy import create_engine, select
 
@@ -127,7 +126,6 @@ async def test_return_vectors_and_embed_off(job: dict, clean_env) -> None:
 
 async def test_a_source_the_gpu_cannot_hold_fails_alone(job: dict, clean_env, monkeypatch) -> None:
     monkeypatch.setenv("MODEL_NAME", "oom_on_poison")
-    load_settings.cache_clear()
     volcano = job["input"]["items"][2]["sources"][1]
     volcano["html"] = volcano["html"].replace("Blue Lagoon closes", "Poison gas closes")
     out = await handler(job)
@@ -140,7 +138,6 @@ async def test_a_source_the_gpu_cannot_hold_fails_alone(job: dict, clean_env, mo
 
 async def test_cuda_fault_asks_for_a_worker_refresh(job: dict, clean_env, monkeypatch) -> None:
     monkeypatch.setenv("MODEL_NAME", "cuda_fault")
-    load_settings.cache_clear()
     out = await handler(copy.deepcopy(job))
     assert out["refresh_worker"] is True
     assert "CUDA fault" in out["error"]

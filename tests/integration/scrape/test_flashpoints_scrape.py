@@ -6,7 +6,6 @@ import pytest
 from podfleet.entry import handler
 from podfleet.pipeline.scrape.browser import RESOURCE_NAME
 from podfleet.pipeline.store.db import dispose_engines
-from podfleet.settings import load_settings
 from podfleet.worker import RESOURCES
 
 pytestmark = [pytest.mark.chromium, pytest.mark.asyncio(loop_scope="session")]
@@ -18,7 +17,6 @@ def env(clean_env, monkeypatch, chromium_path, site):
     monkeypatch.setenv("SCRAPE_ALLOW_HOSTS", f"127.0.0.1:{site.port}")
     monkeypatch.setenv("NAVIGATION_TIMEOUT_S", "5")
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{clean_env / 'x.db'}")
-    load_settings.cache_clear()
     dispose_engines()
     yield
     dispose_engines()

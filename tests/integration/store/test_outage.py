@@ -15,7 +15,6 @@ import time
 import pytest
 from podfleet.entry import handler
 from podfleet.pipeline.store.db import dispose_engines, normalise_url
-from podfleet.settings import load_settings
 from sqlalchemy import create_engine, text
 
 from tests.integration.store.helpers import assert_rows_match, item, job, source
@@ -37,7 +36,6 @@ def pg(throwaway_postgres, clean_env, monkeypatch):
         conn.execute(text(f"CREATE DATABASE {name}"))
     url = f"postgresql://postgres@127.0.0.1:{server.port}/{name}?application_name=podfleet-load"
     monkeypatch.setenv("DATABASE_URL", url)
-    load_settings.cache_clear()
     dispose_engines()
     yield server, url
     dispose_engines()
@@ -98,7 +96,6 @@ async def test_server_down_past_the_deadline_fails_items_retryable(pg, monkeypat
     server, _ = pg
     server.stop("fast")
     monkeypatch.setenv("REQUEST_TIMEOUT", "4")
-    load_settings.cache_clear()
     t0 = time.monotonic()
     out = await handler(job("down", items(3, "d")))
     elapsed = time.monotonic() - t0
@@ -113,7 +110,6 @@ async def test_no_retries_with_db_retry_s_zero(pg, monkeypatch) -> None:
     server, _ = pg
     server.stop("fast")
     monkeypatch.setenv("DB_RETRY_S", "0")
-    load_settings.cache_clear()
     t0 = time.monotonic()
     out = await handler(job("no-retry", items(2, "n")))
     assert [e["retryable"] for e in out["errors"]] == [True, True]
