@@ -64,11 +64,14 @@ def test_storm_on_every_route(fleet, statuses):
     """Half of all client API calls (run, status, cancel, ...) fail, the coordinator's too."""
     fleet.faults.api_error_statuses = statuses
     fleet.faults.api_error_rate = 0.5
-    final, elapsed_s, _ = submit_and_wait(fleet, synthetic_input(16, 0.3))
-    out = accounted(final, 16)
+    # 12 s of work: more than the submit breaker's first pause (5 s) after three refused /run
+    # in a row (1 in 8 at this rate), so its probes come before the local runner is done
+    final, elapsed_s, _ = submit_and_wait(fleet, synthetic_input(24, 0.5))
+    out = accounted(final, 24)
     assert out["ok"] is True, out["errors"]
     fan = json.dumps(out["fanout"])
-    assert out["fanout"]["siblings_submitted"] >= 1, fan  # the storm did not stop the fan-out
+    # the storm did not stop the fan-out, unless the breaker says why it gave up on the API
+    assert out["fanout"]["siblings_submitted"] >= 1 or out["fanout"]["submissions_stopped"], fan
     assert elapsed_s < BOUND_S
 
 
