@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import uvicorn
 from podfleet.emulator.app import create_app
@@ -258,6 +258,14 @@ def run_emulator(
             shutil.rmtree(home, ignore_errors=True)
 
 
+def _say(line: str, out: TextIO | None = None) -> None:
+    """One line in one write: worker lines go to the same terminal (or pipe) from other
+    threads, and `print` writes the text and its newline separately when unbuffered."""
+    out = out or sys.stdout
+    out.write(line + "\n")
+    out.flush()
+
+
 def serve_forever(
     config: EmulatorConfig, port: int | None = None, *, kill_every_s: float | None = None
 ) -> None:
@@ -274,25 +282,23 @@ def serve_forever(
         with run_emulator(config, port=port) as emu:
             n = config.workers
             scale = f"{config.workers_min}-{n} workers" if config.scaling else f"{n} workers"
-            print(
-                f"RunPod emulator: {emu.url}  ({scale}: {' '.join(config.worker_cmd)})", flush=True
-            )
-            print(f"Dashboard: {emu.dashboard_url}", flush=True)
-            print("Client environment:", flush=True)
+            _say(f"RunPod emulator: {emu.url}  ({scale}: {' '.join(config.worker_cmd)})")
+            _say(f"Dashboard: {emu.dashboard_url}")
+            _say("Client environment:")
             env = emu.client_env()
             for name, value in env.items():
                 if name == "RUNPOD_API_KEY" and config.api_key:
-                    print(f"  # {name}: the key given to --api-key (not shown)", flush=True)
+                    _say(f"  # {name}: the key given to --api-key (not shown)")
                 else:
-                    print(f"  export {name}={value}", flush=True)
-            print("Ctrl-C to stop (in-flight jobs finish first).", flush=True)
+                    _say(f"  export {name}={value}")
+            _say("Ctrl-C to stop (in-flight jobs finish first).")
             try:
                 while not stop.wait(kill_every_s or 3600):
                     if kill_every_s:
                         _kill_one(emu)
             except KeyboardInterrupt:
                 pass
-            print("stopping: workers get SIGTERM, in-flight jobs finish...", file=sys.stderr)
+            _say("stopping: workers get SIGTERM, in-flight jobs finish...", sys.stderr)
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -302,4 +308,4 @@ def _kill_one(emu: Emulator) -> None:
         wid = emu.kill_worker(busy=True)
     except RuntimeError:
         return  # no busy worker right now
-    print(f"fault: SIGKILL {wid}", file=sys.stderr, flush=True)
+    _say(f"fault: SIGKILL {wid}", sys.stderr)

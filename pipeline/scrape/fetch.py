@@ -110,6 +110,9 @@ class Attempt:
     browser_lost: bool = False
 
 
+_CLOSE_TIMEOUT_S = 5.0
+
+
 @dataclass
 class PageSlot:
     """A page plus what its (few) event handlers observe.
@@ -148,8 +151,10 @@ class PageSlot:
         length = response.headers.get("content-length", "")
         if length.isdigit() and int(length) > self.max_page_bytes:
             self.too_large = int(length)
+            # bounded: closing while the body still streams in can stall (seen once in ~3 runs
+            # for 60 s, the whole scrape budget); the page is not reused either way
             with contextlib.suppress(Exception):
-                await self.page.close()
+                await asyncio.wait_for(self.page.close(), _CLOSE_TIMEOUT_S)
             return True
         return False
 
