@@ -23,10 +23,14 @@ from typing import Any, Literal
 from podfleet.pipeline.errors import InputError
 from podfleet.pipeline.registry import get_pipeline
 from podfleet.pipeline.stage import Pipeline
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 __all__ = [
     "MAX_DEPTH",
+    "SIBLING_PROTOCOL",
+    "SUPPORTED_SIBLING_PROTOCOLS",
+    "ChunkRef",
+    "ItemsSource",
     "JobEnvelope",
     "ParsedJob",
     "SiblingInfo",
@@ -43,6 +47,47 @@ MAX_PART_CHARS = 64  # one field-path segment as quoted in an error
 MAX_DETAIL_CHARS = 300  # one error's message
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# The sibling envelope's shape (docs/coordinator.md, "Rolling releases"). 1: before the chunk
+# ledger (no `protocol` field); 2: `fanout_id`, the ledger claim, items by reference (`ref`).
+SIBLING_PROTOCOL = 2
+SUPPORTED_SIBLING_PROTOCOLS = frozenset({1, 2})
+_IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
+
+
+class ItemsSource(BaseModel):
+    """Where a job's items are, instead of inline `items`: exactly one of `jsonl` (a JSON Lines
+    file: a path under ITEMS_FROM_ROOTS, e.g. the network volume `/runpod-volume`, or an http(s)
+    URL, checked like the scraper's) and `table` (a table of the job's database, DATABASE_URL,
+    read in the order of its integer `key` column, one item per row in `column`)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    jsonl: str | None = Field(None, min_length=1, max_length=4096)
+    table: str | None = Field(None, pattern=_IDENTIFIER)
+    key: str = Field("id", pattern=_IDENTIFIER, description="table: integer column, the order.")
+    column: str = Field("item", pattern=_IDENTIFIER, description="table: the item (JSON).")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ItemsSource:
+        if (self.jsonl is None) == (self.table is None):
+            raise ValueError("expected exactly one of jsonl (a file or URL) and table")
+        return self
+
+
+class ChunkRef(BaseModel):
+    """The rows of an `ItemsSource` that one chunk holds: positions `start` ≤ p < `stop` in the
+    source's order, and where they sit (so a sibling reads only its own rows)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    start: int = Field(ge=0)
+    stop: int = Field(ge=1)
+    offset: int | None = Field(None, ge=0, description="jsonl: byte offset of row `start`.")
+    length: int | None = Field(None, ge=0, description="jsonl: bytes of rows start..stop.")
+    key_from: int | None = Field(None, description="table: first key (inclusive).")
+    key_to: int | None = Field(None, description="table: last key (inclusive).")
+
+    @property
+    def size(self) -> int:
+        return self.stop - self.start
 
 
 class SiblingInfo(BaseModel):
@@ -63,6 +108,15 @@ class SiblingInfo(BaseModel):
     # sibling never runs past it. Absent from older coordinators' siblings: they run on their
     # own REQUEST_TIMEOUT, as before.
     deadline_at: float | None = Field(None, description="The parent's deadline, epoch seconds.")
+    # Protocol 2 on. Absent: 1 (an older coordinator). A worker refuses one it cannot honour.
+    protocol: int = Field(1, ge=1, description="The sibling envelope's version.")
+    fanout_id: str | None = Field(
+        None, min_length=1, max_length=200, description="The chunk ledger's key (protocol 2)."
+    )
+    ref: ChunkRef | None = Field(None, description="This chunk's rows of `items_from`.")
+    results_inline: bool = Field(
+        True, description="Return per-item results in the output (else: in the ledger only)."
+    )
 
 
 class JobEnvelope(BaseModel):
@@ -70,7 +124,10 @@ class JobEnvelope(BaseModel):
 
     mode: Literal["auto", "coordinator", "worker"] = "auto"
     pipeline: str = Field("flashpoints", min_length=1, max_length=200)
-    items: list[dict[str, Any]] = Field(min_length=1)
+    items: list[dict[str, Any]] = Field(default_factory=list)
+    items_from: ItemsSource | None = None
+    # Names one fan-out across submissions: a job with a run_key seen before resumes its ledger.
+    run_key: str | None = Field(None, pattern=r"^[A-Za-z0-9._:-]{1,200}$")
     date: dt.date = Field(default_factory=lambda: dt.datetime.now(dt.UTC).date())
     trigger: Literal["manual", "schedule", "api"] = "manual"
     cleanup: bool = False
@@ -236,7 +293,25 @@ def parse_job(job: Any) -> ParsedJob:
             f"invalid input: sibling: set only by a coordinator on its mode 'worker' jobs, "
             f"got mode {envelope.mode!r}",
         )
+    if envelope.items_from is None and not envelope.items:
+        raise InputError("items", "invalid input: items: expected at least one item, or items_from")
+    if envelope.items_from is not None and envelope.items:
+        raise InputError("items", "invalid input: items: expected items or items_from, not both")
+    if envelope.sibling is not None and envelope.sibling.protocol not in SUPPORTED_SIBLING_PROTOCOLS:
+        raise InputError(
+            "sibling.protocol",
+            f"invalid input: sibling.protocol: this worker speaks sibling protocols "
+            f"{sorted(SUPPORTED_SIBLING_PROTOCOLS)}, got {envelope.sibling.protocol} (a rolling "
+            f"release: the coordinator retries the chunk on another worker)",
+        )
+    ref = envelope.sibling.ref if envelope.sibling else None
+    if ref is not None and (envelope.items_from is None or ref.stop <= ref.start):
+        raise InputError(
+            "sibling.ref", "invalid input: sibling.ref: expected rows start < stop of items_from"
+        )
     pipeline = get_pipeline(envelope.pipeline)
+    # Items by reference are read (and each validated, failing alone) where they run:
+    # `podfleet.sources`; until then the job holds none.
     items = [
         _validate(pipeline.item_model, item, f"items.{i}") for i, item in enumerate(envelope.items)
     ]

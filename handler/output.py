@@ -4,7 +4,7 @@ siblings' outputs, and the one place where results become RunPod's output dict."
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, ClassVar
 
 from podfleet.envelope import ParsedJob
 from podfleet.pipeline.runner import PipelineRun
@@ -18,7 +18,7 @@ Slot = dict[str, Any] | None  # one item's result (or record); None when the ite
 
 class JobOutput(BaseModel):
     """A finished job's output. The seeds' fields (`ok, date, trigger, cleanup, workers,
-    duration_sec`) plus ours; `fanout`, `missing` and `records` appear only when set."""
+    duration_sec`) plus ours; `fanout`, `missing`, `records` and the ledger's fields appear only when set."""
 
     model_config = ConfigDict(extra="ignore")  # an older or newer worker may send more
 
@@ -39,16 +39,24 @@ class JobOutput(BaseModel):
     fanout: dict[str, Any] | None = None
     missing: list[str] = Field(default_factory=list)
     records: list[Slot] | None = None
+    # A sibling that did no work because the chunk ledger said so: "done" (the chunk has its
+    # outcome), "duplicate" (another sibling holds this attempt: `duplicate_of`), "superseded"
+    # (a later attempt exists). Its `results` are empty.
+    skipped: str | None = None
+    duplicate_of: str | None = None
+    # Where the per-item results are when the output does not carry them (items by reference):
+    # {"ledger": table, "fanout_id": ..., "database": the URL without its password}.
+    results_at: dict[str, Any] | None = None
+
+    _OPTIONAL: ClassVar[tuple[str, ...]] = ("fanout", "missing", "records", "skipped", "duplicate_of", "results_at")
 
     def to_output(self) -> dict[str, Any]:
         """RunPod's output dict (JSON-able), in the documented shape."""
-        out = self.model_dump(mode="json", exclude={"fanout", "missing", "records"})
-        if self.fanout is not None:
-            out["fanout"] = self.fanout
-        if self.missing:
-            out["missing"] = self.missing
-        if self.records is not None:
-            out["records"] = self.records
+        out = self.model_dump(mode="json", exclude=set(self._OPTIONAL))
+        for name in self._OPTIONAL:
+            value = getattr(self, name)
+            if value is not None and value != []:
+                out[name] = value
         return out
 
 

@@ -91,6 +91,13 @@ class Settings(BaseSettings):
         description="prompt = take the next job as soon as a slot frees; stock = the SDK's own "
         "loop (up to 1 s between jobs). prompt runs only on runpod 1.12.0 (verified), else stock.",
     )
+    worker_concurrency: int = Field(
+        1,
+        ge=1,
+        le=1000,
+        description="Jobs one worker runs at once (the SDK's concurrency_modifier); > 1 for "
+        "I/O-bound pipelines, e.g. siblings that mostly wait.",
+    )
 
     # --- framework: pipelines -------------------------------------------------------------
     podfleet_pipelines: Annotated[list[str], NoDecode] = Field(
@@ -116,6 +123,25 @@ class Settings(BaseSettings):
     status_poll_interval_s: float = Field(0.5, gt=0, description="Coordinator status polling.")
     load_mode: Literal["sibling", "coordinator"] = Field(
         "sibling", description="Who writes rows: each sibling, or the coordinator at the end."
+    )
+    fanout_ledger: bool = Field(
+        True,
+        description="Keep each fan-out's chunks in the chunk ledger (DATABASE_URL): a job run "
+        "again resumes, and no chunk's work is done twice (docs/coordinator.md).",
+    )
+    items_from_roots: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["/runpod-volume", "data"],
+        description="Directories a job's items_from.jsonl path may name (comma-separated; "
+        "relative ones from the working directory).",
+    )
+    inline_results_max_items: int = Field(
+        1000,
+        ge=0,
+        description="A job with items_from returns its per-item results inline up to this many "
+        "items; above, they stay in the ledger and the output says where.",
+    )
+    stream_results: bool = Field(
+        True, description="A coordinator posts per-item results to /stream as chunks finish."
     )
 
     # --- framework: scraping --------------------------------------------------------------
@@ -165,7 +191,7 @@ class Settings(BaseSettings):
         "false for an endpoint that only coordinates.",
     )
 
-    @field_validator("scrape_allow_hosts", "podfleet_pipelines", mode="before")
+    @field_validator("scrape_allow_hosts", "podfleet_pipelines", "items_from_roots", mode="before")
     @classmethod
     def _split_hosts(cls, value: object) -> object:
         if isinstance(value, str):

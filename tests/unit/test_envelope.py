@@ -44,7 +44,7 @@ def test_defaults() -> None:
         (lambda i: i.update(workers=0), "workers", "greater than or equal to 1"),
         (lambda i: i.update(cleanup="yes"), "cleanup", "valid boolean"),
         (lambda i: i.update(colour="red"), "colour", "unknown field"),
-        (lambda i: i.update(items=[]), "items", "at least 1 item"),
+        (lambda i: i.update(items=[]), "items", "at least one item"),
         (lambda i: i.update(date="2026-13-45"), "date", "YYYY-MM-DD"),
         (lambda i: i.update(trigger="cron"), "trigger", "'manual', 'schedule' or 'api'"),
         (lambda i: i.update(pipeline="nope"), "pipeline", "'nope'; known: flashpoints"),

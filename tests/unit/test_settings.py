@@ -56,9 +56,11 @@ async def test_the_bound_handler_uses_the_settings_read_at_start(
     clean_env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from podfleet.entry import bound_handler
+    from podfleet.pipeline.registry import get_pipeline
 
     monkeypatch.setenv("REQUEST_TIMEOUT", "1")
     handle = bound_handler(load_settings())
+    get_pipeline("synthetic")  # discovery (PODFLEET_PIPELINES) happens at start-up, as in main
     monkeypatch.setenv("REQUEST_TIMEOUT", "not a number")  # read per job, this would fail
     job = {"id": "j1", "input": {"pipeline": "synthetic", "items": [{"id": "a"}]}}
     out = await handle(job)
