@@ -297,11 +297,12 @@ def parse_job(job: Any) -> ParsedJob:
         raise InputError("items", "invalid input: items: expected at least one item, or items_from")
     if envelope.items_from is not None and envelope.items:
         raise InputError("items", "invalid input: items: expected items or items_from, not both")
-    if envelope.sibling is not None and envelope.sibling.protocol not in SUPPORTED_SIBLING_PROTOCOLS:
+    sibling = envelope.sibling
+    if sibling is not None and sibling.protocol not in SUPPORTED_SIBLING_PROTOCOLS:
         raise InputError(
             "sibling.protocol",
             f"invalid input: sibling.protocol: this worker speaks sibling protocols "
-            f"{sorted(SUPPORTED_SIBLING_PROTOCOLS)}, got {envelope.sibling.protocol} (a rolling "
+            f"{sorted(SUPPORTED_SIBLING_PROTOCOLS)}, got {sibling.protocol} (a rolling "
             f"release: the coordinator retries the chunk on another worker)",
         )
     ref = envelope.sibling.ref if envelope.sibling else None

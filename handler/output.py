@@ -18,7 +18,8 @@ Slot = dict[str, Any] | None  # one item's result (or record); None when the ite
 
 class JobOutput(BaseModel):
     """A finished job's output. The seeds' fields (`ok, date, trigger, cleanup, workers,
-    duration_sec`) plus ours; `fanout`, `missing`, `records` and the ledger's fields appear only when set."""
+    duration_sec`) plus ours; `fanout`, `missing`, `records` and the ledger's fields appear only
+    when set."""
 
     model_config = ConfigDict(extra="ignore")  # an older or newer worker may send more
 
@@ -48,7 +49,14 @@ class JobOutput(BaseModel):
     # {"ledger": table, "fanout_id": ..., "database": the URL without its password}.
     results_at: dict[str, Any] | None = None
 
-    _OPTIONAL: ClassVar[tuple[str, ...]] = ("fanout", "missing", "records", "skipped", "duplicate_of", "results_at")
+    _OPTIONAL: ClassVar[tuple[str, ...]] = (
+        "fanout",
+        "missing",
+        "records",
+        "skipped",
+        "duplicate_of",
+        "results_at",
+    )
 
     def to_output(self) -> dict[str, Any]:
         """RunPod's output dict (JSON-able), in the documented shape."""
