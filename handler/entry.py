@@ -15,7 +15,7 @@ from podfleet.pipeline.errors import FatalWorkerError, InputError, JobFailure
 from podfleet.settings import Settings, load_settings
 from podfleet.worker import run_worker
 
-__all__ = ["bound_handler", "handler", "job_deadline"]
+__all__ = ["bound_handler", "check_load_mode", "handler", "job_deadline"]
 
 
 def job_deadline(parsed: ParsedJob, started: Deadline) -> Deadline:
@@ -25,6 +25,21 @@ def job_deadline(parsed: ParsedJob, started: Deadline) -> Deadline:
     if sibling is None or sibling.deadline_at is None:
         return started
     return started.earliest(Deadline.at_epoch(sibling.deadline_at))
+
+
+def check_load_mode(parsed: ParsedJob, mode: str, settings: Settings) -> None:
+    """Items by reference fan out only where siblings load: with LOAD_MODE=coordinator every
+    sibling would return its records and the coordinator hold all of them (a worker-mode job
+    of its own loads its rows itself, and may)."""
+    if parsed.envelope.items_from is None or settings.load_mode != "coordinator":
+        return
+    if mode == "coordinator" or parsed.envelope.sibling is not None:
+        raise InputError(
+            "items_from",
+            "invalid input: items_from: needs LOAD_MODE=sibling: a coordinator would hold every "
+            "record (this endpoint has LOAD_MODE=coordinator; send the items inline, or run the "
+            "job in mode 'worker')",
+        )
 
 
 def bound_handler(settings: Settings) -> Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]:
@@ -48,12 +63,14 @@ async def handler(job: dict[str, Any], settings: Settings | None = None) -> dict
         try:
             parsed = with_sibling_policy(parse_job(job), settings.load_mode)
             mode = choose_mode(parsed, settings)
+            check_load_mode(parsed, mode, settings)
             deadline = job_deadline(parsed, started)
             logger.info(
                 "job started: pipeline={} mode={} items={}",
                 parsed.pipeline.name,
                 mode,
-                len(parsed.items),
+                # by reference: counted once read (worker) or planned (coordinator)
+                "items_from" if parsed.envelope.items_from else len(parsed.items),
             )
             if mode == "coordinator":
                 from podfleet.coordinator import coordinate  # no torch/playwright on this path

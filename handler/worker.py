@@ -6,7 +6,9 @@ import time
 from typing import Any
 
 from loguru import logger
+from podfleet.claim import claim_chunk, finish_chunk, skipped_output
 from podfleet.envelope import ParsedJob
+from podfleet.materialize import materialize, materialize_rows, splice
 from podfleet.output import run_output
 from podfleet.pipeline.config import InferConfig, PipelineConfig, ScrapeConfig, StoreConfig
 from podfleet.pipeline.deadline import Deadline
@@ -19,6 +21,7 @@ from pydantic import BaseModel, SecretStr
 __all__ = [
     "RESOURCES",
     "STAGE_SECTIONS",
+    "materialize",
     "pipeline_config",
     "run_context",
     "run_here",
@@ -138,29 +141,70 @@ def stage_progress(parsed: ParsedJob, settings: Settings) -> ProgressFn:
     return publish
 
 
+def _results_at(parsed: ParsedJob, settings: Settings) -> dict[str, Any]:
+    """Where a sibling's per-item results are when its output does not carry them."""
+    from podfleet.pipeline.store.db import redact_url
+    from podfleet.pipeline.store.ledger import CHUNKS_TABLE
+
+    sibling = parsed.envelope.sibling
+    return {
+        "ledger": CHUNKS_TABLE,
+        "fanout_id": sibling.fanout_id if sibling else None,
+        "database": redact_url(settings.database_url.get_secret_value()),
+    }
+
+
 async def run_worker(
     parsed: ParsedJob, settings: Settings, deadline: Deadline | None = None
 ) -> dict[str, Any]:
-    """Worker mode: the whole job here, by `deadline` (default: REQUEST_TIMEOUT from now)."""
+    """Worker mode: the whole job here, by `deadline` (default: REQUEST_TIMEOUT from now).
+
+    A protocol-2 sibling first claims its chunk attempt in the chunk ledger (`podfleet.claim`):
+    refused, it returns at once, skipped, having done nothing. Items by reference are read and
+    validated here (`podfleet.materialize`); a bad row fails alone. A granted sibling writes its
+    whole outcome to the ledger before returning, and returns its per-item results only if
+    `sibling.results_inline` (else `results_at` says where they are)."""
     t0 = time.perf_counter()
-    sibling = parsed.envelope.sibling
+    claim = await claim_chunk(parsed, settings)
+    if claim is not None and not claim.granted:
+        return skipped_output(parsed, claim)
+    rows = await materialize_rows(parsed, settings)
+    job = rows.job
+    if parsed.envelope.items_from is not None:
+        logger.info(
+            "read {} rows of items_from: {} items, {} rows failed validation",
+            rows.rows,
+            len(job.items),
+            len(rows.errors),
+        )
+    sibling = job.envelope.sibling
     return_records = bool(sibling and sibling.return_records)
     run = await run_here(
-        parsed,
+        job,
         settings,
         deadline or Deadline.after(settings.request_timeout),
         load=not return_records,
         keep_records=return_records,
-        progress=stage_progress(parsed, settings),
+        progress=stage_progress(job, settings),
     )
+    run = splice(run, rows)
     for result in run.results:
         if result is not None and "id" in result:
-            logger.info("completed {} item {}", parsed.pipeline.name, result["id"])
+            logger.info("completed {} item {}", job.pipeline.name, result["id"])
     for state_error in run.errors:
         logger.warning(
             "item {} failed in {}: {}", state_error.item_id, state_error.stage, state_error.message
         )
     done = sum(r is not None for r in run.results)
-    logger.info("worker completed {}/{} items of {}", done, len(run.results), parsed.pipeline.name)
-    out = run_output(parsed, run, mode="worker", workers=1, duration_s=time.perf_counter() - t0)
-    return out.to_output()
+    logger.info("worker completed {}/{} items of {}", done, len(run.results), job.pipeline.name)
+    out = run_output(job, run, mode="worker", workers=1, duration_s=time.perf_counter() - t0)
+    outcome = out.to_output()
+    stored = await finish_chunk(job, settings, outcome)
+    if sibling is None or sibling.results_inline:
+        return outcome
+    if not stored:  # the ledger does not have them: never lose results, return them after all
+        logger.warning("chunk outcome not in the ledger: returning its results inline")
+        return outcome
+    return out.model_copy(
+        update={"results": [], "results_at": _results_at(job, settings)}
+    ).to_output()
