@@ -85,6 +85,16 @@ async def claim_chunk(
             exc,
         )
         return None
+    if not claim.granted and claim.reason in (None, "unknown"):
+        # The ledger has no such chunk: this worker's DATABASE_URL is not its coordinator's
+        # (a misconfiguration). Skipping would lose the chunk; running it cannot hurt.
+        logger.warning(
+            "chunk {} of fan-out {} is not in this worker's ledger (is DATABASE_URL the "
+            "coordinator's?): running it unclaimed",
+            key[1],
+            key[0],
+        )
+        return None
     if not claim.granted:
         logger.info(
             "chunk {} attempt {} of fan-out {} not claimed ({}{}): skipping its work",
