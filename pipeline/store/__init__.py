@@ -1,9 +1,14 @@
 """Storage: SQLAlchemy 2 tables, Alembic migrations, idempotent loads into SQLite or PostgreSQL."""
 
 from podfleet.pipeline.store.db import dispose_engines, get_engine, redact_url
+from podfleet.pipeline.store.ledger import ChunkRow, Claim, Ledger, LedgerConflict
 from podfleet.pipeline.store.schema import documents, flashpoints, metadata, runs
 
 __all__ = [
+    "ChunkRow",
+    "Claim",
+    "Ledger",
+    "LedgerConflict",
     "dispose_engines",
     "documents",
     "flashpoints",

@@ -1,5 +1,6 @@
 """Tables at the newest migration (`migrations/versions/`): one row per job run, per flashpoint and
-date, per document (source) of a flashpoint.
+date, per document (source) of a flashpoint; the chunk ledger of fan-outs (one row per fan-out, one
+per chunk of it: `ledger.py`).
 
 This module describes the head of the migration chain; it never creates a table. A schema change is
 a new revision (docs/store.md) plus the matching edit here; a test checks that the two agree.
@@ -14,6 +15,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Float,
+    ForeignKeyConstraint,
     Integer,
     LargeBinary,
     MetaData,
@@ -22,10 +24,21 @@ from sqlalchemy import (
     Text,
 )
 
-__all__ = ["JOB_ID_MAX", "MODEL_NAME_MAX", "documents", "flashpoints", "metadata", "runs"]
+__all__ = [
+    "FANOUT_ID_MAX",
+    "JOB_ID_MAX",
+    "MODEL_NAME_MAX",
+    "documents",
+    "fanout_chunks",
+    "fanouts",
+    "flashpoints",
+    "metadata",
+    "runs",
+]
 
 JOB_ID_MAX = 200  # characters of a stored job id (longer ids are stored shortened, see validate.py)
 MODEL_NAME_MAX = 200
+FANOUT_ID_MAX = 200
 
 metadata = MetaData()
 
@@ -81,4 +94,38 @@ documents = Table(
     # revision 0002: the model (and its dimension) that made `embedding`
     Column("embedding_model", String(MODEL_NAME_MAX)),
     Column("embedding_dim", Integer),
+)
+
+# revision 0004: the chunk ledger (docs/store.md, "The chunk ledger")
+fanouts = Table(
+    "fanouts",
+    metadata,
+    Column("fanout_id", String(FANOUT_ID_MAX), primary_key=True),
+    Column("job_id", String(JOB_ID_MAX), nullable=False),  # the coordinator job that last opened it
+    Column("fingerprint", String(64), nullable=False),  # sha256 hex of the job's canonical input
+    Column("items", Integer, nullable=False),
+    Column("chunks", Integer, nullable=False),
+    Column("state", String(20), nullable=False),  # open | closed | failed ...
+    Column("summary", JSON),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+fanout_chunks = Table(
+    "fanout_chunks",
+    metadata,
+    Column("fanout_id", String(FANOUT_ID_MAX), primary_key=True),
+    Column("chunk", Integer, primary_key=True),
+    Column("positions", JSON),  # inline items: their input positions
+    Column("ref", JSON),  # items by reference: the ChunkRef
+    Column("state", String(20), nullable=False),
+    Column("attempt", Integer, nullable=False),  # the claim token, monotonic
+    Column("sibling_ids", JSON, nullable=False),  # every sibling job id, in order
+    Column("claimed_by", String(JOB_ID_MAX)),
+    Column("claimed_at", DateTime(timezone=True)),
+    Column("duplicates", Integer, nullable=False, default=0),  # claims refused
+    Column("outcome", JSON),  # the chunk's JobOutput.to_output(), results included
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    ForeignKeyConstraint(["fanout_id"], ["fanouts.fanout_id"], ondelete="CASCADE"),
 )
