@@ -52,9 +52,8 @@ def _problem_text(exc: InputError) -> str:
     return exc.message.removeprefix("invalid input: ")
 
 
-def _validate_row(model: type[BaseModel], position: int, row: Any) -> BaseModel | str:
+def _validate_row(model: type[BaseModel], where: str, row: Any) -> BaseModel | str:
     """The row as the pipeline's item, or what is wrong with it (naming the row and field)."""
-    where = f"items_from row {position}"
     if not isinstance(row, dict):
         return f"{where}: expected a JSON object, got {type(row).__name__}"
     try:
@@ -81,6 +80,7 @@ async def materialize_rows(parsed: ParsedJob, settings: Settings) -> Materialize
     sibling = parsed.envelope.sibling
     rows = await read_rows(source, sibling.ref if sibling else None, settings)
     pipeline = parsed.pipeline
+    jsonl = source.jsonl is not None
     items: list[BaseModel] = []
     ids: list[str] = []
     errors: list[ItemError] = []
@@ -89,7 +89,9 @@ async def materialize_rows(parsed: ParsedJob, settings: Settings) -> Materialize
     first_row: dict[str, int] = {}  # item id -> the row that has it
     for position, row in rows:
         positions.append(position)
-        item = row if isinstance(row, str) else _validate_row(pipeline.item_model, position, row)
+        # as the source names its rows' problems: "items_from row 3 (line 4): ..."
+        where = f"items_from row {position}" + (f" (line {position + 1})" if jsonl else "")
+        item = row if isinstance(row, str) else _validate_row(pipeline.item_model, where, row)
         if isinstance(item, str):
             errors.append(_row_error(position, item))
             kept.append(False)
@@ -99,8 +101,7 @@ async def materialize_rows(parsed: ParsedJob, settings: Settings) -> Materialize
             errors.append(
                 _row_error(
                     position,
-                    f"items_from row {position}: duplicate item id (the same as row "
-                    f"{first_row[item_id]}'s)",
+                    f"{where}: duplicate item id (the same as row {first_row[item_id]}'s)",
                 )
             )
             kept.append(False)
