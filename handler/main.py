@@ -11,8 +11,9 @@ fitness check waits for the model before the SDK's first job-take.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
-__all__ = ["main", "runs_job_loop"]
+__all__ = ["concurrency_modifier", "main", "runs_job_loop"]
 
 # Flags with which the SDK runs something other than its job loop (runpod.serverless.start).
 _NOT_JOB_LOOP_FLAGS = ("--test_input", "--rp_serve_api")
@@ -48,4 +49,22 @@ def main() -> None:
 
     install_worker_loop(settings.worker_loop)
     register_checks(settings, prepared)
-    runpod.serverless.start({"handler": bound_handler(settings), "return_aggregate_stream": True})
+    runpod.serverless.start(
+        {
+            "handler": bound_handler(settings),
+            "return_aggregate_stream": True,
+            "concurrency_modifier": concurrency_modifier(settings.worker_concurrency),
+        }
+    )
+
+
+def concurrency_modifier(jobs: int) -> Callable[[int], int]:
+    """The SDK's `concurrency_modifier`: always `jobs` (WORKER_CONCURRENCY); never None, which
+    would crash the SDK's loop."""
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ValueError(f"WORKER_CONCURRENCY: expected an integer >= 1, got {jobs!r}")
+
+    def modifier(current: int) -> int:
+        return jobs
+
+    return modifier

@@ -2,6 +2,7 @@
 
     podfleet emulate [--workers 4] [--worker-cmd CMD] [--cwd DIR] [--env K=V] [faults...]
     podfleet submit job.json [--wait | --stream]    (job.json like test_input.json; - = stdin)
+    podfleet stream JOB_ID [--json]                 (per-item results as they complete)
     podfleet wait JOB_ID | status JOB_ID | cancel JOB_ID | retry JOB_ID [--wait] | purge
     podfleet health [--json] | workers [--json] | doctor [--probe synthetic] [--json]
     podfleet db upgrade|current [--url URL]         (the store's schema migrations)
@@ -58,6 +59,13 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument(
         "--timeout", type=float, help="seconds to wait (default: the job's deadline + 60)"
     )
+
+    stream = sub.add_parser(
+        "stream", parents=[common], help="print a job's per-item results as they arrive"
+    )
+    stream.add_argument("job_id")
+    stream.add_argument("--json", action="store_true", help="each item as a JSON line")
+    stream.add_argument("--timeout", type=float, help="seconds (default: REQUEST_TIMEOUT + 60)")
 
     wait = sub.add_parser("wait", parents=[common], help="re-attach to a job: progress, result")
     wait.add_argument("job_id")
@@ -124,6 +132,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     commands = {
         "submit": jobs.cmd_submit,
         "wait": jobs.cmd_wait,
+        "stream": jobs.cmd_stream,
         "status": jobs.cmd_job,
         "cancel": jobs.cmd_job,
         "retry": jobs.cmd_job,

@@ -1,4 +1,4 @@
-"""Job commands: submit, wait, status, cancel, retry, purge; the live progress display.
+"""Job commands: submit, wait, stream, status, cancel, retry, purge; the live progress display.
 
 Results go to stdout as JSON; the progress display and the account of failed items go to stderr.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from typing import Any
 
@@ -20,7 +21,16 @@ from podfleet.cli.common import (
     state_dict,
 )
 
-__all__ = ["cmd_job", "cmd_purge", "cmd_submit", "cmd_wait", "default_wait_s", "failed_items"]
+__all__ = [
+    "cmd_job",
+    "cmd_purge",
+    "cmd_stream",
+    "cmd_submit",
+    "cmd_wait",
+    "default_wait_s",
+    "failed_items",
+    "item_line",
+]
 
 QUEUE_ALLOWANCE_S = 60.0  # on top of the job's deadline: time it may wait for a worker
 
@@ -235,4 +245,50 @@ async def cmd_purge(args: argparse.Namespace) -> int:
     async with client:
         removed = await client.purge_queue()
     print_json({"removed": removed})
+    return EXIT_OK
+
+
+def item_line(entry: Any) -> str:
+    """One streamed item as a line: `index<TAB>id<TAB>ok`, or `...error<TAB>stage: message`."""
+    if not isinstance(entry, dict):
+        return json.dumps(entry, default=str)
+    head = f"{entry.get('index', '?')}\t{entry.get('id', '?')}"
+    if "error" in entry:
+        err = entry["error"] if isinstance(entry["error"], dict) else {"message": entry["error"]}
+        message = " ".join(str(err.get("message", "")).split())[:300]
+        return f"{head}\terror\t{err.get('stage', '?')}: {message}"
+    if "omitted" in entry:
+        return f"{head}\tok\t(result omitted from the stream: too large)"
+    return f"{head}\tok"
+
+
+async def cmd_stream(args: argparse.Namespace) -> int:
+    """Print a job's streamed per-item results as they arrive, until the job is final.
+
+    A podfleet coordinator streams `{"items": [{"index", "id", "result" | "error"}]}` chunks;
+    each item becomes one line (`--json`: the entry as JSON). Any other chunk (a generator
+    handler's) is printed as one JSON line. Ends on every final status, CANCELLED included."""
+    client, settings = client_from(args)
+    timeout_s = args.timeout or default_wait_s(settings)
+    seen = failed = 0
+    async with client:
+        async for chunk in client.stream(args.job_id, timeout_s=timeout_s):
+            items = chunk.get("items") if isinstance(chunk, dict) else None
+            if not isinstance(items, list):
+                print(json.dumps(chunk, default=str), flush=True)
+                continue
+            for entry in items:
+                seen += 1
+                failed += isinstance(entry, dict) and "error" in entry
+                print(json.dumps(entry, default=str) if args.json else item_line(entry))
+            sys.stdout.flush()
+        final = await client.status(args.job_id)
+    err_console().print(
+        f"job {final.id} {final.status}: {seen} items streamed, {failed} with errors",
+        markup=False,
+        soft_wrap=True,
+    )
+    if _failed(final):
+        report_ending(final)
+        return EXIT_FAILED
     return EXIT_OK

@@ -109,6 +109,11 @@ class ResultStream:
         """Queue entries for the stream (in the order given)."""
         if not self.enabled or self._closing or not entries:
             return
+        if self._task is not None and self._task.done():  # the poster died: stop queueing
+            self.enabled = False
+            self._pending.clear()
+            _warn_once("dead", "result stream stopped: its posting task ended")
+            return
         for entry in entries:
             size = _encoded_size(entry)
             if size + _ENVELOPE_BYTES > self._max_bytes:

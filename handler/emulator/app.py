@@ -55,6 +55,7 @@ def create_app(state: EndpointState, *, on_startup: Callable[[], Awaitable[None]
     def client(route: str) -> Callable[[Handler], Handler]:
         def wrap(fn: Handler) -> Handler:
             async def endpoint(request: Request) -> Response:
+                state.requests.record(route)
                 if request.path_params["endpoint_id"] != cfg.endpoint_id:
                     return _error(404, f"endpoint {request.path_params['endpoint_id']!r} not found")
                 faults = state.faults
@@ -79,6 +80,8 @@ def create_app(state: EndpointState, *, on_startup: Callable[[], Awaitable[None]
 
     def worker(fn: Callable[[Request, Any], Awaitable[Response]]) -> Handler:
         async def endpoint(request: Request) -> Response:
+            # the operation is the route's path segment: job-take, job-take-batch, job-done, ...
+            state.requests.record(request.url.path.split("/")[3])
             if request.path_params["endpoint_id"] != cfg.endpoint_id:
                 return _error(404, "unknown endpoint")
             if not authorized(request, state.worker_key):
@@ -202,12 +205,14 @@ def create_app(state: EndpointState, *, on_startup: Callable[[], Awaitable[None]
     @worker
     async def job_stream(request: Request, w: Any) -> Response:
         raw = await request.body()
-        try:
-            body = json.loads(raw)
-        except ValueError as exc:
-            return _error(400, f"unreadable stream chunk: {exc}")
-        state.post_stream(w, request.path_params["job_id"], body)
-        return JSONResponse({"accepted": True})
+        body = None
+        if len(raw) <= cfg.max_stream_chunk_bytes:  # an oversized one is refused unread
+            try:
+                body = json.loads(raw)
+            except ValueError as exc:
+                return _error(400, f"unreadable stream chunk: {exc}")
+        code, reply = state.post_stream(w, request.path_params["job_id"], body, len(raw))
+        return JSONResponse(reply, status_code=code)
 
     @worker
     async def ping(request: Request, w: Any) -> Response:

@@ -125,6 +125,12 @@ class EmulatorConfig(BaseModel):
     runsync_retention_s: float = Field(60, gt=0, description="Results kept after /runsync.")
     max_payload_bytes: int = Field(10_000_000, gt=0, description="Body limit of /run.")
     max_runsync_payload_bytes: int = Field(20_000_000, gt=0, description="Body limit, /runsync.")
+    max_stream_chunk_bytes: int = Field(
+        1_000_000,
+        gt=0,
+        description="Body limit of one job-stream post; a bigger chunk is refused (413) and "
+        "dropped, the job runs on. RunPod publishes no figure: a conservative bound.",
+    )
     take_long_poll_s: float = Field(
         20.0,
         gt=0,

@@ -54,8 +54,11 @@ def _exception_body(exc: BaseException, worker_id: str) -> dict[str, Any]:
 
 
 class _Worker:
-    def __init__(self, emu: InProcessEmulator, wid: str, slot: int) -> None:
+    def __init__(
+        self, emu: InProcessEmulator, wid: str, slot: int, handler: HandlerFn | None = None
+    ) -> None:
         self.emu, self.wid, self.slot = emu, wid, slot
+        self.handler = handler
         self.task: asyncio.Task[None] | None = None
         self.job_task: asyncio.Task[None] | None = None
 
@@ -86,7 +89,7 @@ class _Worker:
                 await asyncio.Event().wait()
 
     async def _run(self, w: WorkerInfo, job: dict[str, Any]) -> None:
-        state, fn = self.emu.state, self.emu.handler
+        state, fn = self.emu.state, self.handler or self.emu.handler
         try:
             if inspect.isasyncgenfunction(fn) or inspect.isgeneratorfunction(fn):
                 chunks = []
@@ -180,6 +183,26 @@ class InProcessEmulator:
 
     def health(self) -> dict[str, Any]:
         return self.state.health()
+
+    def request_stats(
+        self, *, since: float | None = None, until: float | None = None
+    ) -> dict[str, Any]:
+        """Requests per operation, as `Emulator.request_stats` (in-process workers call the
+        state directly, so only client requests through the app are counted here)."""
+        return self.state.requests.stats(since=since, until=until)
+
+    def add_workers(self, n: int, *, handler: HandlerFn | None = None) -> list[str]:
+        """Start `n` more in-process workers now (calling `handler`, default the emulator's)."""
+        if n < 0:
+            raise ValueError(f"n: expected a count >= 0, got {n}")
+        ids = []
+        for _ in range(n):
+            slot = len(self._workers)
+            worker = _Worker(self, f"worker-{slot}", slot, handler)
+            self._workers[worker.wid] = worker
+            worker.start()
+            ids.append(worker.wid)
+        return ids
 
     def events(self) -> list[dict[str, Any]]:
         return [{"t_s": t, "kind": k, "worker": w, "job": j} for t, k, w, j in self.state.events]

@@ -77,6 +77,16 @@ def _job_row(job: JobRecord, now: float) -> dict[str, Any]:
     }
 
 
+def _request_rates(state: EndpointState) -> dict[str, Any]:
+    """Totals per operation, and requests/s over the last 10 s (the dashboard's numbers)."""
+    recent = state.requests.stats(since=time.time() - 10)
+    return {
+        op: {"total": state.requests.totals[op], "per_s_10s": row["mean_per_s"]}
+        for op, row in recent.items()
+        if isinstance(row, dict) and op != "all"
+    }
+
+
 def snapshot(state: EndpointState, *, max_jobs: int = 200) -> dict[str, Any]:
     """Everything the dashboard shows, newest jobs first (at most `max_jobs` top-level ones;
     every sibling of a shown coordinator is kept under it)."""
@@ -132,6 +142,7 @@ def snapshot(state: EndpointState, *, max_jobs: int = 200) -> dict[str, Any]:
         "jobs": top,
         "errors": list(state.errors)[-20:][::-1],
         "billing": health["billing"],
+        "requests": _request_rates(state),
         "scaling": {
             "workers_min": state.config.workers_min
             if state.config.workers_min is not None

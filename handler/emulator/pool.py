@@ -28,7 +28,12 @@ _READ_CHUNK = 64 * 1024
 
 
 def worker_environment(
-    state: EndpointState, base_url: str, worker_id: str, gen: int, home: Path
+    state: EndpointState,
+    base_url: str,
+    worker_id: str,
+    gen: int,
+    home: Path,
+    extra: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """The environment of one worker process: RunPod's worker variables pointing at us."""
     cfg = state.config
@@ -60,6 +65,7 @@ def worker_environment(
         }
     )
     env.update(cfg.worker_env)
+    env.update(extra or {})
     return env
 
 
@@ -82,6 +88,8 @@ class WorkerPool:
         self._log: IO[str] | None = None
         self._rollout: asyncio.Task[None] | None = None
         self.scaler = Scaler(self) if state.config.scaling else None
+        self._extra_env: dict[str, dict[str, str]] = {}  # workers added later (add_workers)
+        self._next_slot = state.config.workers
         state.on_lost = self.kill_lost
         state.on_refresh = self.refresh
         if state.config.log_events:
@@ -106,6 +114,24 @@ class WorkerPool:
         if self.scaler is not None:
             self._tasks.append(asyncio.create_task(self.scaler.run(), name="scaler"))
 
+    def add_workers(self, n: int, *, env: dict[str, str] | None = None) -> list[str]:
+        """Start n more always-on workers (outside the scaler), with `env` on top of the
+        configured worker environment. On the emulator's loop."""
+        if n < 0:
+            raise ValueError(f"n: expected a count >= 0, got {n}")
+        if self.stopping:
+            raise RuntimeError("the emulator is shutting down")
+        ids = []
+        for _ in range(n):
+            slot = self._next_slot
+            self._next_slot += 1
+            wid = f"worker-{slot}"
+            self._extra_env[wid] = dict(env or {})
+            task = asyncio.create_task(self._supervise(wid, slot, scaled=False), name=wid)
+            self._tasks.append(task)
+            ids.append(wid)
+        return ids
+
     async def _pump(self, wid: str, stream: asyncio.StreamReader) -> None:
         """Read a worker's output; write each line formatted and bounded."""
         while True:
@@ -117,17 +143,19 @@ class WorkerPool:
                 return
             self.emit(format_worker_line(wid, raw.decode("utf-8", errors="replace")))
 
-    async def _supervise(self, wid: str, slot: int) -> None:
+    async def _supervise(self, wid: str, slot: int, *, scaled: bool = True) -> None:
         cfg = self.state.config
+        scaler = self.scaler if scaled else None
+        extra = self._extra_env.get(wid)
         while not self.stopping:
-            if self.scaler is not None and not await self.scaler.wanted(slot):
+            if scaler is not None and not await scaler.wanted(slot):
                 return  # shutting down while scaled to zero
             w = self.state.register_worker(wid, slot, supervised=True)
             try:
                 proc = await asyncio.create_subprocess_exec(
                     *cfg.worker_cmd,
                     cwd=cfg.worker_cwd,
-                    env=worker_environment(self.state, self.base_url, wid, w.gen, self.home),
+                    env=worker_environment(self.state, self.base_url, wid, w.gen, self.home, extra),
                     stdin=asyncio.subprocess.DEVNULL,
                     stdout=asyncio.subprocess.PIPE,
                     stderr=asyncio.subprocess.STDOUT,
@@ -159,7 +187,7 @@ class WorkerPool:
                 self.state.worker_exited(wid, reason, crash=not expected)
             if self.stopping:
                 return
-            if self.scaler is not None and self.scaler.stopped(slot, w):
+            if scaler is not None and scaler.stopped(slot, w):
                 continue  # scaled down: no restart, wait to be wanted again
             w.restarts += 1
             recent = len(w.exits)

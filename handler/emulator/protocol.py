@@ -69,6 +69,7 @@ class WorkerProtocol:
         w.ready_at = w.started_at + self.faults.cold_start_s
         w.pending_stops.clear()
         w.stopping.clear()
+        w.heartbeat_jobs = []
         w.touch()
         self.rebill()
         loop = asyncio.get_running_loop()
@@ -152,6 +153,7 @@ class WorkerProtocol:
         pings stop listing it two intervals after the stop was asked for.
         """
         w.touch()
+        w.heartbeat_jobs = list(job_ids)
         reported = set(job_ids)
         settle_s = 2 * self.config.ping_interval_ms / 1000
         now = time.monotonic()
@@ -164,14 +166,28 @@ class WorkerProtocol:
                 w.pending_stops.append(job_id)
                 w.stop_pulse.notify()
 
-    def post_stream(self, w: WorkerInfo, job_id: str, body: Any) -> None:
+    def post_stream(
+        self, w: WorkerInfo, job_id: str, body: Any, size: int | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        """A job-stream post (a generator's yield, or any handler's `stream_result`): kept for
+        /stream while the job runs on this worker. Returns (HTTP status, body).
+
+        Any job may post chunks, not only generators. A chunk over `max_stream_chunk_bytes` is
+        refused (413) and dropped; the job runs on (the SDK only logs a 4xx)."""
         w.touch()
         job = self.jobs.get(job_id)
         if job is None or job.status is not JobStatus.IN_PROGRESS or job.worker_id != w.id:
             self._ignored(job, w, "stream chunk for a job not running on this worker", body)
-            return
+            return 200, {"accepted": False}
+        limit = self.config.max_stream_chunk_bytes
+        if size is not None and size > limit:
+            why = f"stream chunk too large: {size} bytes > {limit} bytes limit (dropped)"
+            self._ignored(job, w, why, None)
+            self.note_error("stream", why, job_id=job_id, worker_id=w.id)
+            return 413, {"error": why}
         job.stream.append(body.get("output") if isinstance(body, dict) else body)
         self.changed.notify()
+        return 200, {"accepted": True}
 
     def post_done(self, w: WorkerInfo, job_id: str, raw: bytes) -> tuple[int, dict[str, Any]]:
         """A job-done post: a progress update or the final result. Returns (HTTP status, body)."""

@@ -82,6 +82,21 @@ class Emulator:
 
         return self._call(publish)
 
+    def request_stats(
+        self, *, since: float | None = None, until: float | None = None
+    ) -> dict[str, Any]:
+        """Requests per operation (run, status, stream, job-take, job-done, ping, ...) over
+        [since, until] (time.time() seconds; default the whole run): total, mean_per_s,
+        peak_per_s, peak_per_10s, limit_per_10s (RunPod's, where published); "all" sums them.
+        """
+        return self._call(lambda: self._state.requests.stats(since=since, until=until))
+
+    def add_workers(self, n: int, *, env: dict[str, str] | None = None) -> list[str]:
+        """Start `n` more worker processes now (always on, not scaled), with `env` on top of
+        the configured worker environment; returns their ids. Wait for them with
+        `wait_ready(count=...)`."""
+        return self._call(lambda: self._pool.add_workers(n, env=env))
+
     def billing(self) -> dict[str, Any]:
         """Billed worker-seconds so far (as in /health's `billing`)."""
         return self._call(self._state.billing)

@@ -22,6 +22,7 @@ from podfleet.emulator.config import EmulatorConfig
 from podfleet.emulator.jobs import FINAL, JobRecord, JobStatus, RunRequest
 from podfleet.emulator.logfmt import event_line
 from podfleet.emulator.protocol import WorkerProtocol
+from podfleet.emulator.requests import RequestCounter
 from podfleet.emulator.workers import Pulse, WorkerInfo
 
 __all__ = ["EndpointState", "StateError", "is_loopback_url"]
@@ -69,6 +70,7 @@ class EndpointState(WorkerProtocol, Accounting):
         self.version = 1  # the endpoint's release; `release()` makes older workers stale
         self.started_at = time.monotonic()
         self.on_log: Callable[[str], None] | None = None  # one line per queue event (CLI)
+        self.requests = RequestCounter()  # per-operation request counts (request_stats)
 
     def log(self, source: str, level: str, message: str, job_id: str | None = None) -> None:
         if self.on_log is not None:

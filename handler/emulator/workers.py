@@ -67,6 +67,7 @@ class WorkerInfo:
     billing_since: float | None = None  # start of the open billable interval
     running_s: float = 0.0  # time spent running jobs (closed jobs)
     started_wall: float = field(default_factory=time.time)
+    heartbeat_jobs: list[str] = field(default_factory=list)  # job ids its last ping listed
 
     def bill(self, billable: bool, now: float | None = None) -> None:
         """Open or close the billable interval (RunPod bills a worker from start to stop)."""
@@ -116,6 +117,7 @@ class WorkerInfo:
             "jobs": sorted(self.jobs),
             "jobs_done": self.jobs_done,
             "polling": self.polling > 0,
+            "heartbeat_jobs": list(self.heartbeat_jobs),
             "last_exit": self.last_exit,
             "supervised": self.supervised,
             "version": self.version,
