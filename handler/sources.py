@@ -76,8 +76,12 @@ def _kind(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
 
+class _NotJsonNumber(ValueError):
+    pass
+
+
 def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
+    raise _NotJsonNumber(f"{name} is not a JSON number")
 
 
 def parse_row(position: int, raw: bytes | str | object | None, where: str) -> dict[str, Any] | str:
@@ -108,8 +112,10 @@ def parse_row(position: int, raw: bytes | str | object | None, where: str) -> di
         return f"{head}: expected a JSON object nested at most 32 levels, got a deeper one"
     except json.JSONDecodeError as exc:
         return f"{head}: expected a JSON object, got invalid JSON ({exc.msg} at column {exc.colno})"
-    except ValueError as exc:  # NaN/Infinity, integers beyond Python's digit limit
-        return f"{head}: expected a JSON object, got invalid JSON ({str(exc)[:100]})"
+    except _NotJsonNumber as exc:
+        return f"{head}: expected a JSON object, got invalid JSON ({exc})"
+    except ValueError:  # an integer of more digits than Python converts (4,300)
+        return f"{head}: expected an integer within 64 bits, got a far longer one"
     if not isinstance(value, dict):
         return f"{head}: expected a JSON object, got {_kind(value)}"
     try:
