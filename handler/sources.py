@@ -346,7 +346,7 @@ def _skip(lines: Iterable[Any], count: int) -> Iterable[Any]:
 
 def whole_source(lines: Iterable[Any]) -> list[Row]:
     """Every row, up to MAX_WHOLE_SOURCE_ROWS (more: an InputError naming items_from)."""
-    kept = []
+    kept: list[Any] = []
     for line in lines:
         if len(kept) == MAX_WHOLE_SOURCE_ROWS:
             raise too_many_error()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 from urllib.parse import unquote
 
@@ -145,7 +145,9 @@ class HttpSource:
             FIELD, f"invalid input: {FIELD}: {shown_url(self.url)}: over {MAX_REDIRECTS} redirects"
         )
 
-    async def blocks(self, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+    async def blocks(
+        self, offset: int = 0, length: int | None = None
+    ) -> AsyncGenerator[bytes, None]:
         """The body's bytes from `offset`, `length` of them (None: to the end)."""
         if length == 0:
             return
