@@ -17,7 +17,9 @@ def effective_workers(parsed: ParsedJob, settings: Settings) -> int:
 
 def choose_mode(parsed: ParsedJob, settings: Settings) -> Literal["coordinator", "worker"]:
     """`auto` fans out when there is an endpoint, more than one worker and the coordinator's own
-    chunking rule (`coordinator.chunks.chunk_sizes`) makes more than one chunk of the items."""
+    chunking rule (`coordinator.chunks.chunk_sizes`) makes more than one chunk of the items.
+    Items by reference (`items_from`) are counted only when the coordinator plans them, so such
+    a job fans out whenever there is an endpoint and more than one worker."""
     env = parsed.envelope
     if env.sibling is not None or env.mode == "worker":
         return "worker"  # siblings never fan out again
@@ -28,6 +30,8 @@ def choose_mode(parsed: ParsedJob, settings: Settings) -> Literal["coordinator",
         return "coordinator"
     if workers < 2 or not settings.endpoint_configured:
         return "worker"
+    if env.items_from is not None:
+        return "coordinator"
     from podfleet.coordinator.chunks import chunk_sizes  # the package imports this module
 
     first_chunk = chunk_sizes(len(parsed.items), workers, settings.chunk_size)[0]

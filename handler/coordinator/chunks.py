@@ -4,27 +4,42 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from podfleet.envelope import ParsedJob, SiblingInfo
+from podfleet.envelope import SIBLING_PROTOCOL, ChunkRef, ParsedJob, SiblingInfo
 from podfleet.pipeline.deadline import Deadline
 from pydantic import BaseModel
 
-__all__ = ["Chunk", "chunk_job", "chunk_sizes", "item_order", "local_job", "sibling_input"]
+__all__ = [
+    "Chunk",
+    "FanoutInfo",
+    "chunk_job",
+    "chunk_sizes",
+    "item_order",
+    "local_job",
+    "ref_chunks",
+    "sibling_input",
+]
 
 INTERLEAVE_SEED = 0  # fixed: the same job always gets the same chunks
 
 
 @dataclass
 class Chunk:
-    """Some of the job's items: `raw[k]` is the job's item number `positions[k]`."""
+    """Some of the job's items: `raw[k]` is the job's item number `positions[k]`. A chunk of an
+    `items_from` job holds no items: `ref` names its rows and `positions` is their `range`."""
 
     index: int
-    positions: list[int]
-    raw: list[dict[str, Any]]  # the items as the job gave them (what a sibling receives)
-    parsed: list[BaseModel]  # the same items, validated (what a local run uses)
-    attempt: int = 0
+    positions: Sequence[int]
+    raw: list[dict[str, Any]] = field(default_factory=list)  # the items, as a sibling gets them
+    parsed: list[BaseModel] = field(default_factory=list)  # the same, validated (a local run)
+    ref: ChunkRef | None = None
+    attempt: int = 0  # the claim token of the current (or next) try, in the ledger
+    tried: bool = False  # the current attempt was handed out: the next try bumps it
+    failures: int = 0  # failed tries, against SIBLING_MAX_RETRIES
+    protocol_refusals: int = 0  # tries a worker refused for the sibling protocol
     not_before_s: float = 0.0  # monotonic time before which a retry must not start
     last_error: str = ""
     # A sibling running it failed, timed out or was lost (its worker may have died on one of
@@ -33,10 +48,25 @@ class Chunk:
 
     @property
     def size(self) -> int:
-        return len(self.raw)
+        return len(self.positions)
 
     def key(self, parent_id: str) -> str:
         return f"{parent_id}:{self.index}"
+
+    def begin_try(self) -> int:
+        """The attempt of a new try: the next one once the current was handed out."""
+        if self.tried:
+            self.attempt += 1
+        self.tried = True
+        return self.attempt
+
+
+@dataclass(frozen=True)
+class FanoutInfo:
+    """What every sibling of a fan-out is told beyond its chunk."""
+
+    fanout_id: str | None = None  # the ledger's key; None: no ledger, siblings do not claim
+    results_inline: bool = True  # False: siblings keep per-item results in the ledger only
 
 
 def chunk_sizes(n_items: int, workers: int, configured: int = 0) -> list[int]:
@@ -87,9 +117,19 @@ def chunk_job(parsed: ParsedJob, sizes: list[int], order: str = "contiguous") ->
     return chunks
 
 
+def ref_chunks(refs: list[ChunkRef]) -> list[Chunk]:
+    """The chunks of an `items_from` job, one per planned (contiguous) range of rows."""
+    return [Chunk(i, range(ref.start, ref.stop), ref=ref) for i, ref in enumerate(refs)]
+
+
 def _sibling_info(
-    parsed: ParsedJob, chunk: Chunk, return_records: bool, deadline: Deadline | None = None
+    parsed: ParsedJob,
+    chunk: Chunk,
+    return_records: bool,
+    deadline: Deadline | None = None,
+    fanout: FanoutInfo | None = None,
 ) -> SiblingInfo:
+    fanout = fanout or FanoutInfo()
     return SiblingInfo(
         parent_id=parsed.job_id,
         chunk=chunk.index,
@@ -97,6 +137,10 @@ def _sibling_info(
         key=chunk.key(parsed.job_id),
         return_records=return_records,
         deadline_at=None if deadline is None else round(deadline.epoch_s(), 3),
+        protocol=SIBLING_PROTOCOL,
+        fanout_id=fanout.fanout_id,
+        ref=chunk.ref,
+        results_inline=fanout.results_inline,
     )
 
 
@@ -107,11 +151,16 @@ def sibling_input(
     return_records: bool,
     cleanup: bool,
     deadline: Deadline | None = None,
+    fanout: FanoutInfo | None = None,
 ) -> dict[str, Any]:
-    """The job input of the sibling that runs `chunk`: the same envelope, mode worker, its items,
-    and the job's `deadline` (as `sibling.deadline_at`), past which the sibling does not run."""
-    data = parsed.envelope.model_dump(mode="json", exclude={"sibling", "workers", "items"})
-    info = _sibling_info(parsed, chunk, return_records, deadline)
+    """The job input of the sibling that runs `chunk`: the same envelope, mode worker, its items
+    (or, by reference, `items_from` and its rows as `sibling.ref`), the fan-out's ledger key and
+    the job's `deadline` (as `sibling.deadline_at`), past which the sibling does not run."""
+    exclude = {"sibling", "workers", "items", "run_key"}
+    if parsed.envelope.items_from is None:
+        exclude.add("items_from")  # a worker older than items_from refuses the field
+    data = parsed.envelope.model_dump(mode="json", exclude=exclude)
+    info = _sibling_info(parsed, chunk, return_records, deadline, fanout)
     data.update(
         mode="worker",
         items=chunk.raw,
@@ -121,10 +170,14 @@ def sibling_input(
     return data
 
 
-def local_job(parsed: ParsedJob, chunk: Chunk, *, return_records: bool) -> ParsedJob:
-    """The ParsedJob of a local run of `chunk`: what its sibling would get (attempt, no cleanup)."""
-    env = parsed.envelope.model_copy(
-        update={"sibling": _sibling_info(parsed, chunk, return_records), "cleanup": False}
-    )
+def local_job(
+    parsed: ParsedJob, chunk: Chunk, *, return_records: bool, fanout: FanoutInfo | None = None
+) -> ParsedJob:
+    """The ParsedJob of a local run of `chunk`: what its sibling would get (attempt, no cleanup;
+    for a chunk by reference, no items yet: `podfleet.worker.materialize` reads its rows)."""
+    info = _sibling_info(parsed, chunk, return_records, fanout=fanout)
+    env = parsed.envelope.model_copy(update={"sibling": info, "cleanup": False})
+    if chunk.ref is not None:
+        return dataclasses.replace(parsed, envelope=env, items=[], item_ids=())
     ids = tuple(parsed.item_ids[p] for p in chunk.positions)
     return dataclasses.replace(parsed, envelope=env, items=list(chunk.parsed), item_ids=ids)

@@ -9,17 +9,21 @@ from podfleet.output import JobOutput
 from podfleet.pipeline.stage import ItemError
 from pydantic import ValidationError
 
-__all__ = ["MalformedOutput", "Merger", "parse_sibling_output"]
+__all__ = ["MalformedOutput", "Merger", "add_timings", "parse_sibling_output", "sum_loads"]
 
 
 class MalformedOutput(ValueError):
     """A sibling's output is no job output, or not one for the chunk it was given."""
 
 
-def parse_sibling_output(output: Any, chunk: Chunk, *, want_records: bool) -> JobOutput:
+def parse_sibling_output(
+    output: Any, chunk: Chunk, *, want_records: bool, results_inline: bool = True
+) -> JobOutput:
     """A COMPLETED sibling's output, validated as a `JobOutput` and against the chunk it was given.
     Raises `MalformedOutput` (from the model's `ValidationError` when it is no job output),
-    which the scheduler counts as a failed attempt."""
+    which the scheduler counts as a failed attempt. A skipped sibling's output (no work: the
+    ledger said so) is returned as it is; without `results_inline` (a big `items_from` job) the
+    results may stay in the ledger: `results` empty, `items` the chunk's size."""
     try:
         out = JobOutput.model_validate(output)
     except ValidationError as exc:
@@ -29,7 +33,10 @@ def parse_sibling_output(output: Any, chunk: Chunk, *, want_records: bool) -> Jo
         raise MalformedOutput(
             f"chunk {chunk.index}: sibling output is no job output: {where}: {first['msg']}{more}"
         ) from exc
-    if len(out.results) != chunk.size:
+    if out.skipped is not None:
+        return out
+    by_ref = not results_inline and not out.results and out.items == chunk.size
+    if len(out.results) != chunk.size and not by_ref:
         raise MalformedOutput(
             f"chunk {chunk.index}: {len(out.results)} results for {chunk.size} items"
         )
@@ -69,8 +76,7 @@ class Merger:
                 self.errors.setdefault(err.item_id, err)
         if result.load:
             self.loads.append(result.load)
-        for stage, seconds in result.timings_s.items():
-            self.timings_s[stage] = round(self.timings_s.get(stage, 0.0) + seconds, 4)
+        add_timings(self.timings_s, result.timings_s)
         return True
 
     def fail(self, chunk: Chunk, stage: str, message: str, *, retryable: bool = True) -> bool:
@@ -95,14 +101,23 @@ class Merger:
         return sorted(self.errors.values(), key=lambda e: order.get(e.item_id, len(order)))
 
     def load_summary(self) -> dict[str, Any] | None:
-        """Sibling load stats summed (counts) over chunks."""
-        if not self.loads:
-            return None
-        out: dict[str, Any] = {}
-        for stats in self.loads:
-            for k, v in stats.items():
-                if isinstance(v, int | float) and not isinstance(v, bool):
-                    out[k] = out.get(k, 0) + v
-                else:
-                    out.setdefault(k, v)
-        return out
+        return sum_loads(self.loads)
+
+
+def add_timings(total_s: dict[str, float], timings_s: dict[str, float]) -> None:
+    for stage, seconds in timings_s.items():
+        total_s[stage] = round(total_s.get(stage, 0.0) + seconds, 4)
+
+
+def sum_loads(loads: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Sibling load stats summed (counts) over chunks."""
+    if not loads:
+        return None
+    out: dict[str, Any] = {}
+    for stats in loads:
+        for k, v in stats.items():
+            if isinstance(v, int | float) and not isinstance(v, bool):
+                out[k] = out.get(k, 0) + v
+            else:
+                out.setdefault(k, v)
+    return out

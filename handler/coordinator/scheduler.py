@@ -17,13 +17,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from loguru import logger
-from podfleet.api import JobState, JobStatus
 from podfleet.coordinator.chunks import Chunk
-from podfleet.coordinator.merge import MalformedOutput, Merger, parse_sibling_output
+from podfleet.coordinator.merge import Merger
+from podfleet.coordinator.outcomes import ChunkOutcomes
+from podfleet.coordinator.resume import LedgerWriter
 from podfleet.coordinator.siblings import Sibling, SiblingPool
 from podfleet.coordinator.stats import FanoutStats
+from podfleet.coordinator.tally import Tally
 from podfleet.output import JobOutput
-from podfleet.pipeline.backoff import full_jitter_s
 from podfleet.pipeline.deadline import Deadline
 from podfleet.pipeline.errors import JobFailure
 
@@ -44,21 +45,25 @@ class SchedulerConfig:
     poll_interval_s: float
     deadline: Deadline  # the job's
     want_records: bool
+    results_inline: bool = True  # False: siblings' results stay in the ledger (items_from)
     run_local: bool = True
     retry_base_s: float = 0.5
     retry_max_s: float = 10.0
 
 
-class Scheduler:
+class Scheduler(ChunkOutcomes):
     def __init__(
         self,
         chunks: list[Chunk],
         pool: SiblingPool,
-        merger: Merger,
+        merger: Merger | Tally,
         stats: FanoutStats,
         config: SchedulerConfig,
         run_local: LocalRunner,
         on_progress: Callable[[], None] = lambda: None,
+        *,
+        ledger: LedgerWriter | None = None,
+        on_accept: Callable[[Chunk, JobOutput], None] = lambda chunk, result: None,
     ):
         self.chunks = chunks
         self.pool = pool
@@ -67,7 +72,11 @@ class Scheduler:
         self.cfg = config
         self.run_local = run_local
         self.on_progress = on_progress
-        self.pending: deque[Chunk] = deque(chunks)
+        self.on_accept = on_accept
+        self.ledger = ledger or LedgerWriter()
+        # A resumed fan-out: chunks merged from the ledger or adopted siblings are not pending.
+        busy = merger.finished | {s.chunk.index for s in pool.in_flight.values()}
+        self.pending: deque[Chunk] = deque(c for c in chunks if c.index not in busy)
         self.take_back: deque[Chunk] = deque()  # chunks cancelled on the queue: run them here
         self.cap = config.workers  # siblings allowed in flight; lowered while none get picked up
         self._submissions_stopped = False
@@ -79,6 +88,8 @@ class Scheduler:
         self._submitting: dict[int, Chunk] = {}  # chunk index → chunk, while its /run is out
         self._submit_started_s = 0.0
         self._stolen: set[int] = set()  # chunks of the round in flight the local runner took
+        self._running_here: Chunk | None = None  # the local runner's chunk
+        self._fetch: list[Chunk] = []  # chunks a skipped sibling found done: outcome to read
         self._changed = asyncio.Event()
         self._rng = random.Random()
 
@@ -98,40 +109,6 @@ class Scheduler:
                 self.pending.remove(chunk)
                 return chunk
         return None
-
-    def _record(self, chunk: Chunk, result: JobOutput) -> None:
-        if self.merger.accept(chunk, result):
-            self.on_progress()
-        else:
-            self.stats.duplicates_ignored += 1
-        self._poke()
-
-    def _retry(self, chunk: Chunk, reason: str) -> None:
-        """A failed attempt: try again with backoff, or report the chunk's items failed."""
-        if chunk.index in self.merger.finished:
-            return
-        chunk.last_error = reason
-        stopped = self.pool.breaker.stopped
-        if stopped and chunk.siblings_only:  # a sibling failed on it; none can take it again
-            reason = f"{reason}; not retried: submissions stopped ({stopped})"
-        if chunk.attempt >= self.cfg.max_retries or (stopped and chunk.siblings_only):
-            logger.error("chunk {} failed for good: {}", chunk.index, reason)
-            self.stats.chunks_failed += 1
-            self.merger.fail(
-                chunk,
-                "coordinator",
-                f"chunk {chunk.index} failed after {chunk.attempt + 1} attempts: {reason}",
-            )
-            self.on_progress()
-        else:
-            chunk.attempt += 1
-            self.stats.retries += 1
-            chunk.not_before_s = time.monotonic() + full_jitter_s(
-                chunk.attempt, self.cfg.retry_base_s, self.cfg.retry_max_s, self._rng
-            )
-            logger.warning("chunk {} retry {}: {}", chunk.index, chunk.attempt, reason)
-            self.pending.appendleft(chunk)
-        self._poke()
 
     # --- siblings -------------------------------------------------------------------------
     def _poll_interval_s(self) -> float:
@@ -162,7 +139,11 @@ class Scheduler:
 
     async def _submit_round(self, batch: list[Chunk]) -> None:
         try:
-            failed, refused = await self.pool.submit(batch)
+            for chunk in batch:
+                chunk.begin_try()
+            await self.ledger.mark(batch, "submitting")  # before /run: the claim token
+            failed, refused, created = await self.pool.submit(batch)
+            await self.ledger.siblings([(s.chunk.index, s.attempt, s.job_id) for s in created])
         finally:
             self._submitting = {}
         stolen, self._stolen = self._stolen, set()
@@ -205,43 +186,10 @@ class Scheduler:
                 chunk.siblings_only = True
                 self._retry(chunk, chunk.last_error or "not run")
 
-    def _ended(self, sib: Sibling, state: JobState | None) -> None:
-        chunk = sib.chunk
-        if state is None or state.status != JobStatus.COMPLETED:
-            chunk.siblings_only = True
-        if state is None:
-            self.stats.lost += 1
-            self._retry(chunk, f"sibling {sib.job_id} lost (the API no longer knows it)")
-        elif state.status == JobStatus.COMPLETED:
-            try:
-                result = parse_sibling_output(
-                    state.output, chunk, want_records=self.cfg.want_records
-                )
-            except MalformedOutput as exc:
-                self._retry(chunk, str(exc))
-            else:
-                self._record(chunk, result)
-        elif self._older_worker_refused_deadline(state):
-            # A worker older than `sibling.deadline_at` (rolling update): not this chunk's fault.
-            logger.warning("an older worker refused sibling.deadline_at; siblings go without it")
-            self.pool.deadline = None
-            chunk.siblings_only = False
-            self.pending.appendleft(chunk)
-            self._poke()
-        else:  # FAILED, TIMED_OUT, CANCELLED by someone else
-            detail = f": {str(state.error)[:300]}" if state.error else ""
-            self._retry(chunk, f"sibling {sib.job_id} ended {state.status}{detail}")
-
-    def _older_worker_refused_deadline(self, state: JobState) -> bool:
-        return (
-            self.pool.deadline is not None
-            and state.status == JobStatus.FAILED
-            and "sibling.deadline_at: unknown field" in str(state.error or "")
-        )
-
     async def _poll(self) -> None:
         for sib, state in await self.pool.poll():
             self._ended(sib, state)
+        await self._fetch_done()
         if self.pool.breaker.stopped and self.pool.status_fail_streak >= STATUS_FAILS_TO_GIVE_UP:
             await self._give_up_in_flight()
         if any(s.picked_up for s in self.pool.in_flight.values()):
@@ -298,7 +246,10 @@ class Scheduler:
                 continue
             started_s = time.monotonic()
             logger.info("chunk {} ({} items): running here", chunk.index, chunk.size)
+            self._running_here = chunk
             try:
+                chunk.begin_try()
+                await self.ledger.mark([chunk], "local")
                 result = await self.run_local(chunk, self.cfg.deadline)
             except JobFailure as exc:
                 self._retry(chunk, f"local run failed: {exc}")
@@ -306,11 +257,16 @@ class Scheduler:
                 logger.opt(exception=exc).error("local run of chunk {} failed", chunk.index)
                 self._retry(chunk, f"local run failed: {type(exc).__name__}: {exc}")
             else:
+                if result.skipped is not None:
+                    self._skipped(chunk, result, chunk.attempt, "")
+                    continue
                 logger.info(
                     "chunk {}: ran here in {:.2f} s", chunk.index, time.monotonic() - started_s
                 )
                 self.stats.chunks_local += 1
                 self._record(chunk, result)
+            finally:
+                self._running_here = None
 
     # --- the loop -------------------------------------------------------------------------
     async def _wait_changed(self, timeout_s: float) -> None:
@@ -337,6 +293,8 @@ class Scheduler:
                 if now >= next_poll_s:
                     await self._poll()
                     next_poll_s = time.monotonic() + self._poll_interval_s()
+                await self._fetch_done()
+                await self.ledger.flush()  # this wake-up's outcomes: one transaction
                 if self.finished():
                     break
                 wake_s = min(next_poll_s - time.monotonic(), self.cfg.deadline.remaining_s())
@@ -347,3 +305,4 @@ class Scheduler:
                     task.cancel()
                     await asyncio.gather(task, return_exceptions=True)
             await asyncio.shield(self.pool.cancel_all())
+            await asyncio.shield(self.ledger.flush())

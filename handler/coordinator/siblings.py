@@ -19,7 +19,7 @@ from podfleet.api import (
     JobStatus,
     Policy,
 )
-from podfleet.coordinator.chunks import Chunk, sibling_input
+from podfleet.coordinator.chunks import Chunk, FanoutInfo, sibling_input
 from podfleet.coordinator.stats import FanoutStats
 from podfleet.envelope import ParsedJob
 from podfleet.pipeline.deadline import Deadline
@@ -104,6 +104,7 @@ class Sibling:
     submitted_s: float
     status: JobStatus = JobStatus.IN_QUEUE
     picked_up: bool = False
+    attempt: int = 0  # the chunk attempt it was given (its claim token)
 
     def queued_for_s(self, now_s: float) -> float:
         return 0.0 if self.picked_up else now_s - self.submitted_s
@@ -124,6 +125,7 @@ class SiblingPool:
         breaker: SubmitBreaker | None = None,
         submit_timeout_s: float | None = None,
         deadline: Deadline | None = None,
+        fanout: FanoutInfo | None = None,
     ):
         self.client = client
         self.breaker = breaker or SubmitBreaker()
@@ -134,13 +136,14 @@ class SiblingPool:
         self.return_records = return_records
         self.cleanup = cleanup
         self.deadline = deadline  # the job's: each sibling is told it (`sibling.deadline_at`)
+        self.fanout = fanout or FanoutInfo()
         self.in_flight: dict[str, Sibling] = {}
         self.status_fail_streak = 0  # status rounds in a row that failed
 
     def __len__(self) -> int:
         return len(self.in_flight)
 
-    async def _run_one(self, payload: dict[str, Any]) -> JobState | ApiError:
+    async def _submit_one(self, payload: dict[str, Any]) -> JobState | ApiError:
         try:
             async with asyncio.timeout(self.submit_timeout_s):
                 return await self.client.run(payload, policy=self.policy)
@@ -152,9 +155,10 @@ class SiblingPool:
                 operation="run",
             )
 
-    async def submit(self, chunks: list[Chunk]) -> tuple[list[Chunk], list[Chunk]]:
+    async def submit(self, chunks: list[Chunk]) -> tuple[list[Chunk], list[Chunk], list[Sibling]]:
         """Submit one sibling per chunk (concurrently, each bounded in time). Returns the chunks
-        that could not be submitted: (worth another try, refused for their payload)."""
+        that could not be submitted (worth another try; refused for their payload) and the
+        siblings created."""
         payloads = [
             sibling_input(
                 self.parsed,
@@ -162,12 +166,14 @@ class SiblingPool:
                 return_records=self.return_records,
                 cleanup=self.cleanup,
                 deadline=self.deadline,
+                fanout=self.fanout,
             )
             for c in chunks
         ]
         replies = await asyncio.gather(*(self._run_one(p) for p in payloads))
         failed: list[Chunk] = []
         refused: list[Chunk] = []
+        created: list[Sibling] = []
         now = time.monotonic()
         for chunk, reply in zip(chunks, replies, strict=True):
             if not isinstance(reply, ApiError) and not reply.id:
@@ -178,13 +184,32 @@ class SiblingPool:
                 logger.warning("chunk {}: submit failed: {}", chunk.index, reply)
                 (refused if isinstance(reply, BadRequest) else failed).append(chunk)
                 continue
-            self.in_flight[reply.id] = Sibling(reply.id, chunk, now, reply.status)
+            sib = Sibling(reply.id, chunk, now, reply.status, attempt=chunk.attempt)
+            self.in_flight[reply.id] = sib
+            created.append(sib)
             self.stats.siblings_submitted += 1
             logger.debug("chunk {} attempt {} → sibling {}", chunk.index, chunk.attempt, reply.id)
         self.stats.max_in_flight = max(self.stats.max_in_flight, len(self.in_flight))
         if self.breaker.stopped:
             self.stats.submissions_stopped = self.breaker.stopped
-        return failed, refused
+        return failed, refused, created
+
+    async def _run_one(self, payload: dict[str, Any]) -> JobState | ApiError:
+        # RunPod never dispatches an empty input (the job waits out its TTL): never send one.
+        if not payload or not (payload.get("items") or payload.get("items_from")):
+            return BadRequest("run: refusing to submit a sibling with no items", operation="run")
+        return await self._submit_one(payload)
+
+    def adopt(self, job_id: str, chunk: Chunk, *, attempt: int | None = None) -> Sibling:
+        """Poll an existing sibling for `chunk` (recorded in the ledger, or the holder of a
+        duplicate's claim) instead of submitting one."""
+        sib = Sibling(job_id, chunk, time.monotonic(), attempt=chunk.attempt)
+        if attempt is not None:
+            sib.attempt = attempt
+        self.in_flight[job_id] = sib
+        self.stats.siblings_adopted += 1
+        self.stats.max_in_flight = max(self.stats.max_in_flight, len(self.in_flight))
+        return sib
 
     async def poll(self) -> list[tuple[Sibling, JobState | None]]:
         """One status round over every sibling in flight (paced by the client's rate limits).

