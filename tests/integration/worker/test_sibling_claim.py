@@ -215,3 +215,30 @@ async def test_load_mode_coordinator_refuses_items_from_siblings(clean_env):
     alone = {"id": "local", "input": {"mode": "worker", "pipeline": "synthetic"}}
     alone["input"]["items_from"] = {"jsonl": str(path)}
     assert (await handler(alone, s))["results"] == [{"id": "a", "duration_s": 0.0}]
+
+
+def test_handler_py_test_input_reads_a_local_json_lines_file(repo_root, tmp_path):
+    """`python handler.py --test_input` (the real SDK's local mode) over a JSON Lines file."""
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "vol" / "items.jsonl"
+    write_rows(
+        path, [json.dumps({"id": "it-0"}), json.dumps({"id": 1}), json.dumps({"id": "it-2"})]
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNPOD_")}
+    env |= {"DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}", "ITEMS_FROM_ROOTS": str(path.parent)}
+    job = {"input": {"pipeline": "synthetic", "items_from": {"jsonl": str(path)}}}
+    proc = subprocess.run(
+        [sys.executable, "handler.py", "--test_input", json.dumps(job)],
+        cwd=repo_root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 0, text[-3000:]
+    assert "read 3 rows of items_from: 2 items, 1 rows failed validation" in text
+    assert "items_from row 1 (line 2): id:" in text and "it-2" in text
