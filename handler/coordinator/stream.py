@@ -30,7 +30,7 @@ __all__ = ["MAX_STREAM_CHUNK_BYTES", "MAX_STREAM_CHUNK_ENTRIES", "ResultStream"]
 
 MAX_STREAM_CHUNK_ENTRIES = 500
 MAX_STREAM_CHUNK_BYTES = 1_000_000
-_ENVELOPE_BYTES = len('{"output":{"items":[]}}')
+_ENVELOPE_BYTES = len('{"output": {"items": []}}') + 64  # and a margin
 _warned: set[str] = set()
 
 
@@ -62,15 +62,23 @@ def _stream_channel() -> tuple[Any, Any] | None:
     return rp_http, AsyncClientSession
 
 
-def _encoded_size(entry: dict[str, Any]) -> int:
-    return len(json.dumps(entry, ensure_ascii=False, default=str).encode()) + 1  # + comma
+def _encoded(entry: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """(entry, its size in the post): sized as the SDK serializes it (json.dumps defaults, ", "
+    between list items). An entry the SDK could not serialize (a datetime, a set) is turned into
+    plain JSON here, so it cannot sink the whole post."""
+    try:
+        text = json.dumps(entry, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = json.dumps(entry, ensure_ascii=False, default=str)
+        entry = json.loads(text)
+    return entry, len(text.encode()) + 2
 
 
-def _omitted(entry: dict[str, Any], size: int) -> dict[str, Any]:
+def _omitted(entry: dict[str, Any], size: int, limit: int) -> dict[str, Any]:
     return {
         "index": entry.get("index"),
         "id": entry.get("id"),
-        "omitted": f"entry of {size} bytes exceeds the {MAX_STREAM_CHUNK_BYTES} bytes stream "
+        "omitted": f"entry of {size} bytes exceeds the {limit} bytes stream "
         "chunk limit; read it from the job's final output",
     }
 
@@ -114,11 +122,10 @@ class ResultStream:
             self._pending.clear()
             _warn_once("dead", "result stream stopped: its posting task ended")
             return
-        for entry in entries:
-            size = _encoded_size(entry)
+        for raw in entries:
+            entry, size = _encoded(raw)
             if size + _ENVELOPE_BYTES > self._max_bytes:
-                entry = _omitted(entry, size)
-                size = _encoded_size(entry)
+                entry, size = _encoded(_omitted(entry, size, self._max_bytes))
             self._pending.append((entry, size))
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(

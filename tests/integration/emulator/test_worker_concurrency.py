@@ -52,7 +52,7 @@ def test_one_worker_runs_n_jobs_at_once(tmp_path: Path, loop: str) -> None:
         assert max(starts) < min(ends), spans
         stats = emu.request_stats()
         assert stats["job-take-batch"]["total"] >= 1  # an idle worker asks for several at once
-        assert stats["job-done"]["total"] == JOBS
+        assert stats["job-done"]["total"] >= JOBS  # results (and progress updates)
 
 
 def test_heartbeats_list_every_job_and_a_death_requeues_them_all(tmp_path: Path) -> None:
