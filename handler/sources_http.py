@@ -67,9 +67,9 @@ class HttpSource:
     """One URL's reads: `async with HttpSource(url, settings) as src`, then `src.blocks()`.
     One guard per source: a name is resolved once for all of its requests."""
 
-    def __init__(self, url: str, settings: Settings) -> None:
+    def __init__(self, url: str, settings: Settings, guard: AddressGuard | None = None) -> None:
         self.url = url
-        self.guard = AddressGuard(settings.scrape_allow_hosts)
+        self.guard = guard or AddressGuard(settings.scrape_allow_hosts)
         self.client = httpx.AsyncClient(
             timeout=httpx.Timeout(settings.api_timeout_s),
             follow_redirects=False,

@@ -23,6 +23,7 @@ class Served:
     ranges: bool = True  # honour Range (206) or ignore it (200, the whole body)
     auth: str | None = None  # "user:password" required on every path
     requests: list[dict[str, Any]] = field(default_factory=list)
+    stall: threading.Event = field(default_factory=threading.Event)  # set: /stall returns
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -50,6 +51,13 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if path in served.statuses:
             return self._empty(served.statuses[path])
+        if path == "/stall":  # headers, then nothing: a reader must give up on its own
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.flush()
+            served.stall.wait(30)
+            return
         body = served.files.get(path)
         if body is None:
             return self._empty(404)
@@ -100,6 +108,7 @@ def _start(served: Served) -> tuple[ThreadingHTTPServer, Server]:
 def http_server() -> Iterator[Server]:
     httpd, server = _start(Served())
     yield server
+    server.served.stall.set()
     httpd.shutdown()
     httpd.server_close()
 

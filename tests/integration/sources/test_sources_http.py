@@ -4,6 +4,7 @@ for a server without Range support, redirects, statuses, credentials, and the ad
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -210,4 +211,55 @@ async def test_unreachable_port_is_a_job_failure():
             ItemsSource(jsonl=f"http://127.0.0.1:{port}/x.jsonl"),
             None,
             _settings(f"127.0.0.1:{port}"),
+        )
+
+
+async def test_a_name_is_resolved_once_and_its_checked_address_connected(http_server):
+    """DNS for `items.test` exists only in the guard's resolver: the requests can reach the
+    server only by connecting to the address the guard checked (never resolving again), and
+    the two planning passes and a chunk read share one resolution."""
+    from podfleet.pipeline.scrape.guard import AddressGuard
+
+    http_server.served.files["/items.jsonl"] = _body(10)
+    lookups = []
+
+    async def resolver(host: str, port: int) -> list[str]:
+        lookups.append(host)
+        return ["127.0.0.1"]
+
+    url = f"http://items.test:{http_server.port}/items.jsonl"
+    guard = AddressGuard([f"items.test:{http_server.port}"], resolver=resolver)
+    async with HttpSource(url, _settings(), guard=guard) as src:
+        for _ in range(2):
+            data = b"".join([b async for b in src.blocks()])
+            assert data == http_server.served.files["/items.jsonl"]
+        assert b"".join([b async for b in src.blocks(5, 10)]) == data[5:15]
+    assert lookups == ["items.test"]
+    assert {r["headers"]["Host"] for r in http_server.served.requests} == {
+        f"items.test:{http_server.port}"
+    }
+
+    async def rebinding(host: str, port: int) -> list[str]:
+        return ["10.0.0.7"]  # an unlisted name that resolves to a private address
+
+    unlisted = AddressGuard([], resolver=rebinding)
+    async with HttpSource("http://evil.test/x.jsonl", _settings(), guard=unlisted) as src:
+        with pytest.raises(InputError, match=r"evil\.test \(10\.0\.0\.7\) is a private"):
+            await anext(src.blocks())
+
+
+async def test_a_stalled_server_is_given_up_on(http_server):
+    settings = Settings(
+        scrape_allow_hosts=[http_server.allow], items_from_roots=[], api_timeout_s=0.5
+    )
+    with pytest.raises(JobFailure, match="ReadTimeout"):
+        await asyncio.wait_for(
+            read_rows(ItemsSource(jsonl=http_server.url("/stall")), None, settings), 20
+        )
+    slow = Settings(
+        scrape_allow_hosts=[http_server.allow], items_from_roots=[], navigation_timeout_s=0.5
+    )
+    with pytest.raises(JobFailure, match=r"took over 0\.5 s"):
+        await asyncio.wait_for(
+            read_rows(ItemsSource(jsonl=http_server.url("/stall")), None, slow), 20
         )
