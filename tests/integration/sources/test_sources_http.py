@@ -263,3 +263,21 @@ async def test_a_stalled_server_is_given_up_on(http_server):
         await asyncio.wait_for(
             read_rows(ItemsSource(jsonl=http_server.url("/stall")), None, slow), 20
         )
+
+
+async def test_100k_rows_over_http_planned_in_bounded_memory(http_server):
+    import tracemalloc
+
+    line = b'{"n": 0, "pad": "' + b"p" * 300 + b'"}\n'
+    http_server.served.files["/big.jsonl"] = line * 100_000  # ~32 MB, allocated before tracing
+    source = ItemsSource(jsonl=http_server.url("/big.jsonl"))
+    settings = _settings(http_server.allow)
+    tracemalloc.start()
+    try:
+        rows, refs = await plan_source(source, settings, _sizes(100))
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert rows == 100_000 and len(refs) == 1000
+    assert peak < 12e6, f"planning 32 MB over HTTP peaked at {peak / 1e6:.1f} MB"
+    assert len(await read_rows(source, refs[999], settings)) == 100
