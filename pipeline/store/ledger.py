@@ -135,7 +135,8 @@ class Ledger:
         stmt = (
             dialect_insert(F).values(**values).on_conflict_do_nothing(index_elements=["fanout_id"])
         )
-        return conn.execute(stmt).rowcount == 1
+        # RETURNING, not rowcount: psycopg reports -1 for this INSERT
+        return conn.execute(stmt.returning(F.c.fanout_id)).first() is not None
 
     @staticmethod
     def _plan_row(fid: str, row: ChunkRow, now: dt.datetime) -> dict[str, Any]:
@@ -317,7 +318,7 @@ class Ledger:
                 query = select(C.c.chunk, C.c.outcome).where(
                     C.c.fanout_id == fid, C.c.chunk.in_(batch), C.c.outcome.is_not(None)
                 )
-                found.update({r.chunk: r.outcome for r in conn.execute(query)})
+                found.update({r.chunk: r.outcome for r in conn.execute(query) if r.outcome})
         return found
 
     def rows(self, fanout_id: str) -> list[ChunkRow]:

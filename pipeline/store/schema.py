@@ -106,7 +106,7 @@ fanouts = Table(
     Column("items", Integer, nullable=False),
     Column("chunks", Integer, nullable=False),
     Column("state", String(20), nullable=False),  # open | closed | failed ...
-    Column("summary", JSON),
+    Column("summary", JSON(none_as_null=True)),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
@@ -116,15 +116,17 @@ fanout_chunks = Table(
     metadata,
     Column("fanout_id", String(FANOUT_ID_MAX), primary_key=True),
     Column("chunk", Integer, primary_key=True),
-    Column("positions", JSON),  # inline items: their input positions
-    Column("ref", JSON),  # items by reference: the ChunkRef
+    Column("positions", JSON(none_as_null=True)),  # inline items: their input positions
+    Column("ref", JSON(none_as_null=True)),  # items by reference: the ChunkRef
     Column("state", String(20), nullable=False),
     Column("attempt", Integer, nullable=False),  # the claim token, monotonic
     Column("sibling_ids", JSON, nullable=False),  # every sibling job id, in order
     Column("claimed_by", String(JOB_ID_MAX)),
     Column("claimed_at", DateTime(timezone=True)),
     Column("duplicates", Integer, nullable=False, default=0),  # claims refused
-    Column("outcome", JSON),  # the chunk's JobOutput.to_output(), results included
+    Column(
+        "outcome", JSON(none_as_null=True)
+    ),  # the chunk's JobOutput.to_output(), results included
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     ForeignKeyConstraint(["fanout_id"], ["fanouts.fanout_id"], ondelete="CASCADE"),
