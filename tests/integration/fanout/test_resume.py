@@ -60,6 +60,7 @@ def test_coordinator_killed_mid_fanout_resumes_from_the_ledger(fleet):
         assert [r["id"] for r in out["results"]] == [it["id"] for it in payload["items"]]
         assert out["items"] == out["succeeded"] == N_ITEMS and out["errors"] == []
         fan = out["fanout"]
+        print(f"\n{len(before)} of {total} chunks done at the kill; fanout {fan}")
         assert fan.get("resumed") is True, fan
         assert fan.get("chunks_reused", 0) >= len(before), fan
 

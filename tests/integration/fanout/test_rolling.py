@@ -63,15 +63,18 @@ def test_sibling_refused_for_its_protocol_is_retried_elsewhere(mixed):
     out = final.output
     assert out["ok"] is True and out["errors"] == [], out["errors"]
     assert [r["id"] for r in out["results"]] == [it["id"] for it in payload["items"]]
-    assert out["fanout"]["chunks_failed"] == 0, out["fanout"]
+    fan = out["fanout"]
+    assert fan["chunks_failed"] == 0, fan
 
     siblings = siblings_of(mixed, {job.id})
     on_old = [s for s in siblings if s["worker_id"] == mixed.old_worker]
+    print(f"\n{len(on_old)} of {len(siblings)} siblings refused by the old image; fanout {fan}")
     assert on_old, "the old worker took no sibling; nothing was tested"
     for s in on_old:
         assert s["status"] == "FAILED", s
         assert "sibling.protocol" in str(s["error"]), s["error"]
         assert s["output"] is None or not s["output"].get("results"), s["output"]
+    assert fan["protocol_refusals"] == len(on_old), fan  # each seen, retried, not an attempt
     # each refused chunk was then done once: by a later new-image sibling, or by the coordinator
     rows = chunk_rows(mixed.db_url, job.id)
     for s in on_old:
