@@ -6,6 +6,7 @@
     podfleet wait JOB_ID | status JOB_ID | cancel JOB_ID | retry JOB_ID [--wait] | purge
     podfleet health [--json] | workers [--json] | doctor [--probe synthetic] [--json]
     podfleet db upgrade|current [--url URL]         (the store's schema migrations)
+    podfleet db results|errors FANOUT_ID [--url URL] (a fan-out's results from the ledger)
 
 The endpoint comes from the settings (RUNPOD_ENDPOINT_ID, RUNPOD_ENDPOINT_BASE_URL,
 RUNPOD_API_KEY) or from --endpoint-id / --base-url / --api-key. Results go to stdout as JSON; the
