@@ -11,6 +11,8 @@ import multiprocessing as mp
 import os
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -108,8 +110,11 @@ def test_claim_reasons_and_first_done_wins(database_url) -> None:
     assert (row0.state, row0.attempt) == ("done", 2)
     assert row0.duplicates == 5  # b, old, d, a, e; the unknown chunk counts nowhere
 
-    # a new attempt clears the previous attempt's claim; failed rows are finished too
+    # a new attempt clears the previous attempt's claim; an older one changes nothing; failed
+    # rows are finished too
     assert ledger.claim("f", 1, 1, "p").granted
+    ledger.mark_attempts("f", [(1, 0, "local")])
+    assert (ledger.rows("f")[1].attempt, ledger.rows("f")[1].claimed_by) == (1, "p")
     ledger.mark_attempts("f", [(1, 2, "local")])
     assert ledger.rows("f")[1].claimed_by is None
     ledger.record_outcomes("f", [(1, 2, "failed", {"results": [None, None], "errors": []})])
@@ -121,6 +126,28 @@ def test_claim_reasons_and_first_done_wins(database_url) -> None:
         "siblings": 2,
         "duplicates": 6,
     }
+
+
+def test_concurrent_opens_create_one_plan(database_url) -> None:
+    ledger = Ledger(database_url)
+    ledger.fanout("warm-up")
+    n = 4
+    barrier = threading.Barrier(n)
+    made: list[int] = []
+
+    def plan() -> list[ChunkRow]:
+        made.append(1)
+        return ref_plan(items=50, chunks=5)
+
+    def open_it(i: int) -> tuple[list[ChunkRow], bool]:
+        barrier.wait(timeout=60)
+        return Ledger(database_url).open_fanout("o", job_id=f"c{i}", fingerprint=FP, items=50,
+                                                plan=plan)  # fmt: skip
+
+    with ThreadPoolExecutor(n) as pool:
+        got = list(pool.map(open_it, range(n)))
+    assert len(made) == 1 and sorted(resumed for _, resumed in got) == [False] + [True] * (n - 1)
+    assert all(rows == ref_plan(items=50, chunks=5) for rows, _ in got)
 
 
 def _race(url: str, fid: str, job_id: str, barrier: Any, results: Any) -> None:
