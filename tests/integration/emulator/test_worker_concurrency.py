@@ -78,3 +78,13 @@ def test_heartbeats_list_every_job_and_a_death_requeues_them_all(tmp_path: Path)
         for job_id in ids:
             job = emu.job(job_id)
             assert job["retries"] == 1 and job["attempts"] == 2, job
+
+
+def test_concurrency_modifier_is_a_constant_and_refuses_nonsense() -> None:
+    from podfleet.main import concurrency_modifier
+
+    modifier = concurrency_modifier(4)
+    assert [modifier(n) for n in (1, 4, 9)] == [4, 4, 4]  # never None (None crashes the SDK)
+    for bad in (0, -1, None, True, 2.5):
+        with pytest.raises(ValueError, match="WORKER_CONCURRENCY"):
+            concurrency_modifier(bad)  # type: ignore[arg-type]
