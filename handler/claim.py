@@ -12,7 +12,6 @@ coordinator's local runs of a chunk (claimant `<parent id>:local`).
 from __future__ import annotations
 
 import asyncio
-import threading
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
@@ -24,10 +23,6 @@ if TYPE_CHECKING:
     from podfleet.pipeline.store.ledger import Claim, Ledger
 
 __all__ = ["chunk_key", "claim_chunk", "finish_chunk", "skipped_output"]
-
-# One Ledger (one engine) per database URL per process, shared by every job this process runs.
-_LEDGERS: dict[str, Ledger] = {}
-_LEDGERS_LOCK = threading.Lock()
 
 
 def chunk_key(parsed: ParsedJob, settings: Settings) -> tuple[str, int, int] | None:
@@ -42,15 +37,12 @@ def chunk_key(parsed: ParsedJob, settings: Settings) -> tuple[str, int, int] | N
 
 
 def _ledger(settings: Settings) -> Ledger:
-    """This process's Ledger for the job's database (built on first use, in a worker thread)."""
+    """The job database's ledger. A Ledger is only its URL: the engine behind it is the
+    process's one per URL (`store.db.get_engine`, migrated on first use), so building one per
+    call shares it, and follows `dispose_engines` (tests) instead of keeping a stale engine."""
     from podfleet.pipeline.store.ledger import Ledger  # SQLAlchemy only where a ledger is used
 
-    url = settings.database_url.get_secret_value()
-    with _LEDGERS_LOCK:
-        ledger = _LEDGERS.get(url)
-        if ledger is None:
-            ledger = _LEDGERS[url] = Ledger(url)
-        return ledger
+    return Ledger(settings.database_url.get_secret_value())
 
 
 def _claim(settings: Settings, key: tuple[str, int, int], claimant: str) -> Claim:
