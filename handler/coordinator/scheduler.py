@@ -143,10 +143,11 @@ class Scheduler(ChunkOutcomes):
                 chunk.begin_try()
             await self.ledger.mark(batch, "submitting")  # before /run: the claim token
             failed, refused, created = await self.pool.submit(batch)
-            await self.ledger.siblings([(s.chunk.index, s.attempt, s.job_id) for s in created])
         finally:
             self._submitting = {}
         stolen, self._stolen = self._stolen, set()
+        kept = [s for s in created if s.chunk.index not in stolen]
+        await self.ledger.siblings([(s.chunk.index, s.attempt, s.job_id) for s in kept])
         if stolen:  # the local runner has them: their new siblings would only duplicate it
             dupes = [s for s in self.pool.in_flight.values() if s.chunk.index in stolen]
             for sib in dupes:

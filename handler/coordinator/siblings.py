@@ -170,12 +170,13 @@ class SiblingPool:
             )
             for c in chunks
         ]
+        attempts = [c.attempt for c in chunks]  # as sent (a local run may take a new one meanwhile)
         replies = await asyncio.gather(*(self._run_one(p) for p in payloads))
         failed: list[Chunk] = []
         refused: list[Chunk] = []
         created: list[Sibling] = []
         now = time.monotonic()
-        for chunk, reply in zip(chunks, replies, strict=True):
+        for chunk, attempt, reply in zip(chunks, attempts, replies, strict=True):
             if not isinstance(reply, ApiError) and not reply.id:
                 reply = ApiError("run: the reply has no job id", operation="run")
             self.breaker.record(reply, now)
@@ -184,11 +185,11 @@ class SiblingPool:
                 logger.warning("chunk {}: submit failed: {}", chunk.index, reply)
                 (refused if isinstance(reply, BadRequest) else failed).append(chunk)
                 continue
-            sib = Sibling(reply.id, chunk, now, reply.status, attempt=chunk.attempt)
+            sib = Sibling(reply.id, chunk, now, reply.status, attempt=attempt)
             self.in_flight[reply.id] = sib
             created.append(sib)
             self.stats.siblings_submitted += 1
-            logger.debug("chunk {} attempt {} → sibling {}", chunk.index, chunk.attempt, reply.id)
+            logger.debug("chunk {} attempt {} → sibling {}", chunk.index, attempt, reply.id)
         self.stats.max_in_flight = max(self.stats.max_in_flight, len(self.in_flight))
         if self.breaker.stopped:
             self.stats.submissions_stopped = self.breaker.stopped
