@@ -4,6 +4,7 @@ job runs; a caller reads them through /stream (EndpointClient.stream, `podfleet 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -17,7 +18,7 @@ from podfleet.api import EndpointClient
 from podfleet.coordinator.stream import MAX_STREAM_CHUNK_ENTRIES, ResultStream
 from podfleet.emulator import Emulator, run_emulator
 
-from tests.integration.emulator.helpers import API_KEY, REPO_ROOT, config
+from tests.integration.emulator.helpers import API_KEY, REPO_ROOT, client_for, config
 
 WORKER = REPO_ROOT / "tests" / "integration" / "emulator" / "stream_worker.py"
 
@@ -165,3 +166,25 @@ def test_disabled_stream_is_a_no_op_and_a_dead_endpoint_cannot_hold_the_job() ->
         server.close()
     assert held, "the stream never tried to post"
     assert took_s < 30, f"aclose took {took_s:.1f}s with a 1 s bound"
+
+
+def test_podfleet_stream_ends_on_a_cancelled_job(emu: Emulator) -> None:
+    """The SDK's own stream readers never end on CANCELLED; ours does, with exit 1."""
+    with client_for(emu) as c:
+        job_id = c.post("/run", json={"input": {"n": 200, "delay_s": 0.5}}).json()["id"]
+        emu.wait_job(job_id, lambda j: bool(j and len(j["stream"]) >= 2), 60)
+        assert c.post(f"/cancel/{job_id}").json()["status"] == "CANCELLED"
+    env = {**os.environ, **emu.client_env(), "RUNPOD_API_KEY": API_KEY}
+    out = subprocess.run(
+        [sys.executable, "-m", "podfleet.cli", "stream", job_id, "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert out.returncode == 1, out.stderr
+    entries = [json.loads(line) for line in out.stdout.splitlines()]
+    assert len(entries) >= 2 and [e["index"] for e in entries] == list(range(len(entries)))
+    assert f"job {job_id} CANCELLED" in out.stderr
+    emu.wait_idle(60)
