@@ -18,7 +18,7 @@ restarted and the job steered to it), sampled with psutil every 0.1 s:
   ledger would cost again).
 
     python bench/bench_fanout_scale.py [--items 1000 10000 100000] [--workers 100]
-        [--processes 2] [--resume-items 20000] [--resume-item-s 0.01]
+        [--processes 2] [--resume-items 20000] [--resume-item-s 0.05]
         [--out bench/results/fanout_scale.json]
 """
 
@@ -223,7 +223,7 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=100, help="sibling slots (the job's workers)")
     p.add_argument("--processes", type=int, default=2, help="sibling worker processes")
     p.add_argument("--resume-items", type=int, default=20_000, help="0: skip the resume run")
-    p.add_argument("--resume-item-s", type=float, default=0.01)
+    p.add_argument("--resume-item-s", type=float, default=0.05)
     p.add_argument("--kill-at", type=float, default=0.5, help="fraction of items done")
     p.add_argument("--poll-s", type=float, default=0.5, help="STATUS_POLL_INTERVAL_S")
     p.add_argument("--timeout-s", type=float, default=1800)

@@ -5,6 +5,7 @@ refusals do not use up the chunk's SIBLING_MAX_RETRIES. The output is complete."
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,24 +29,26 @@ ITEM_S = 0.4
 
 @pytest.fixture(scope="module")
 def mixed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """worker-0 and worker-1 on the new image, worker-2 on the old one."""
+    """worker-0 (the coordinator's), worker-1 and worker-2 on the new image, worker-3 on the old
+    one (with a single new-image sibling worker the old one, refusing in milliseconds, took ~80 %
+    of all tries and a chunk came within a few refusals of PROTOCOL_REFUSALS_MAX)."""
     from podfleet.emulator import run_emulator
 
     home = tmp_path_factory.mktemp("fanout-rolling")
     # SIBLING_MAX_RETRIES=1: a chunk refused twice by the old worker would fail if refusals
     # counted as attempts
-    cfg = emulator_config(home, 2, worker_env={"CHUNK_SIZE": "2", "SIBLING_MAX_RETRIES": "1"})
+    cfg = emulator_config(home, 3, worker_env={"CHUNK_SIZE": "2", "SIBLING_MAX_RETRIES": "1"})
     with run_emulator(cfg) as emu:
         emu.wait_ready(120)
         (old,) = emu.add_workers(1, env={"PODFLEET_TEST_SIBLING_PROTOCOLS": "1"})
-        emu.wait_ready(120, count=3)
+        emu.wait_ready(120, count=4)
         emu.old_worker = old
         emu.db_url = db_url_of(home)
         yield emu
 
 
 def test_sibling_refused_for_its_protocol_is_retried_elsewhere(mixed):
-    payload = synthetic_input(N_ITEMS, ITEM_S, workers=3)
+    payload = synthetic_input(N_ITEMS, ITEM_S, workers=4)
     mixed.faults.max_workers = 1  # the coordinator job goes to worker-0 (new image)
     with client_for(mixed) as client:
         job = client.run(payload)
@@ -55,7 +58,7 @@ def test_sibling_refused_for_its_protocol_is_retried_elsewhere(mixed):
             "the coordinator running",
         )
         assert running["worker_id"] == "worker-0"
-        mixed.faults.max_workers = None  # siblings go to worker-1 and to the old worker-2
+        mixed.faults.max_workers = None  # siblings go to worker-1, -2 and the old -3
         final = client.wait(job.id, timeout_s=180, interval_s=0.5)
     mixed.wait_idle(90)
 
@@ -68,7 +71,8 @@ def test_sibling_refused_for_its_protocol_is_retried_elsewhere(mixed):
 
     siblings = siblings_of(mixed, {job.id})
     on_old = [s for s in siblings if s["worker_id"] == mixed.old_worker]
-    print(f"\n{len(on_old)} of {len(siblings)} siblings refused by the old image; fanout {fan}")
+    per_chunk = Counter(s["chunk"] for s in on_old)
+    print(f"\n{len(on_old)} of {len(siblings)} siblings refused by the old image {per_chunk}")
     assert on_old, "the old worker took no sibling; nothing was tested"
     for s in on_old:
         assert s["status"] == "FAILED", s
