@@ -17,6 +17,7 @@ from podfleet.settings import Settings
 from sqlalchemy.engine import make_url
 
 FID = "run:test-fanout"
+NO_WORK = {"fail_job_attempts": 99}  # the synthetic work stage fails the whole job if it runs
 
 
 def chunk_rows(positions: list[list[int]] | None = None, refs: list[dict] | None = None):
@@ -47,7 +48,9 @@ def open_fanout(url: str, items: int, **plan_kw) -> Ledger:
     return ledger
 
 
-def sibling_job(job_id: str, chunk: int, attempt: int, *, items=None, items_from=None, **extra):
+def sibling_job(
+    job_id: str, chunk: int, attempt: int, *, items=None, items_from=None, options=None, **extra
+):
     sibling = {
         "parent_id": "parent-1",
         "chunk": chunk,
@@ -58,6 +61,8 @@ def sibling_job(job_id: str, chunk: int, attempt: int, *, items=None, items_from
         **extra,
     }
     inp: dict[str, Any] = {"mode": "worker", "pipeline": "synthetic", "sibling": sibling}
+    if options:
+        inp["options"] = options
     if items_from is not None:
         inp["items_from"] = items_from
     else:
@@ -95,9 +100,11 @@ async def test_a_duplicate_sibling_does_no_work_and_a_done_chunk_is_not_run_agai
     assert stored["results"] == done["results"] and stored["succeeded"] == 2
     assert ledger.summary(FID)["duplicates"] == 1
 
-    # the chunk is done: a late third job of that attempt does nothing either
-    late = await handler(sibling_job("sib-c", 0, 1, items=items), settings)
+    # the chunk is done: a late third job of that attempt does nothing either (had it run its
+    # work stage, `fail_job_attempts` would have failed the job)
+    late = await handler(sibling_job("sib-c", 0, 1, items=items, options=NO_WORK), settings)
     assert late["skipped"] == "done" and late["results"] == [] and late["items"] == 0
+    assert "error" not in late and ledger.summary(FID)["duplicates"] == 2
 
 
 async def test_an_older_attempt_is_superseded_the_current_one_runs(settings, database_url):
@@ -105,8 +112,8 @@ async def test_an_older_attempt_is_superseded_the_current_one_runs(settings, dat
     ledger.mark_attempts(FID, [(1, 1, "submitting")])
     ledger.mark_attempts(FID, [(1, 2, "submitting")])  # the coordinator retried chunk 1
     items = [{"id": "b"}]
-    old = await handler(sibling_job("sib-old", 1, 1, items=items), settings)
-    assert old["skipped"] == "superseded" and old["results"] == []
+    old = await handler(sibling_job("sib-old", 1, 1, items=items, options=NO_WORK), settings)
+    assert old["skipped"] == "superseded" and old["results"] == [] and "error" not in old
     new = await handler(sibling_job("sib-new", 1, 2, items=items), settings)
     assert "skipped" not in new and new["results"] == [{"id": "b", "duration_s": 0.0}]
     assert ledger.outcomes(FID, [1])[1]["results"] == new["results"]
@@ -242,3 +249,26 @@ def test_handler_py_test_input_reads_a_local_json_lines_file(repo_root, tmp_path
     assert proc.returncode == 0, text[-3000:]
     assert "read 3 rows of items_from: 2 items, 1 rows failed validation" in text
     assert "items_from row 1 (line 2): id:" in text and "it-2" in text
+
+
+async def test_items_from_a_table_a_bad_row_fails_alone(settings, database_url):
+    from podfleet.pipeline.store.db import get_engine
+    from sqlalchemy import Column, Integer, MetaData, Table, Text
+
+    engine = get_engine(database_url)  # the job's database, as the worker will open it
+    meta = MetaData()
+    table = Table("todo", meta, Column("id", Integer), Column("item", Text))
+    meta.create_all(engine)
+    values = ['{"id": "k-10"}', '{"id": "k-20", "fail": "never"}', '{"id": "k-30"}']
+    rows = [{"id": k, "item": v} for k, v in zip((10, 20, 30), values, strict=True)]
+    with engine.begin() as conn:
+        conn.execute(table.insert(), rows)
+    ref = {"start": 0, "stop": 3, "key_from": 10, "key_to": 30}
+    ledger = open_fanout(database_url, 3, refs=[ref])
+    ledger.mark_attempts(FID, [(0, 1, "submitting")])
+    out = await handler(sibling_job("sib-t", 0, 1, items_from={"table": "todo"}, ref=ref), settings)
+    assert [r and r["id"] for r in out["results"]] == ["k-10", None, "k-30"]
+    [err] = out["errors"]
+    assert err["item_id"] == "#1" and err["message"].startswith("items_from row 1: fail:")
+    assert "never" not in err["message"]
+    assert ledger.outcomes(FID, [0])[0]["results"] == out["results"]
