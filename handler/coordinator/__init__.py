@@ -20,7 +20,7 @@ from podfleet.coordinator.chunks import (
 )
 from podfleet.coordinator.merge import Merger
 from podfleet.coordinator.progress import ProgressPublisher
-from podfleet.coordinator.resume import chunks_from_rows, open_ledger, resume_fanout
+from podfleet.coordinator.resume import open_ledger, resume_fanout
 from podfleet.coordinator.scheduler import LocalRunner, Scheduler, SchedulerConfig
 from podfleet.coordinator.siblings import SiblingPool
 from podfleet.coordinator.stats import FanoutStats
@@ -141,10 +141,9 @@ async def coordinate(
     env = parsed.envelope
     workers = effective_workers(parsed, settings)
     by_ref = env.items_from is not None
-    n_items, chunks = await _plan(parsed, settings, workers)
-    ledger, stored_rows = await open_ledger(parsed, settings, chunks, n_items)
-    if stored_rows is not None:
-        chunks = chunks_from_rows(stored_rows, parsed)  # the stored plan, whatever `workers` is
+    ledger, stored_rows, n_items, chunks = await open_ledger(
+        parsed, settings, lambda: _plan(parsed, settings, workers)
+    )
     # Without a ledger the siblings' results can only travel in their outputs: keep them.
     results_inline = not by_ref or n_items <= settings.inline_results_max_items
     results_inline = results_inline or not ledger.enabled

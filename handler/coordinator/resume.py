@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -191,35 +191,51 @@ def _row(chunk: Chunk, row_type: Any) -> Any:
     )
 
 
+Planner = Callable[[], Awaitable[tuple[int, list[Chunk]]]]
+
+
 async def open_ledger(
-    parsed: ParsedJob, settings: Settings, chunks: list[Chunk], n_items: int
-) -> tuple[LedgerWriter, list[Any] | None]:
-    """Open (or find) the job's fan-out in the ledger. Returns the writer and, when the fan-out
-    was known (a resume), its stored rows. No ledger (off, a local job, unreachable, not
-    installed): a writer that does nothing, and None."""
+    parsed: ParsedJob, settings: Settings, plan: Planner
+) -> tuple[LedgerWriter, list[Any] | None, int, list[Chunk]]:
+    """Open (or find) the job's fan-out in the ledger: (the writer, the stored rows when the
+    fan-out was known, the item count, the chunks). A known fan-out keeps its stored plan
+    (whatever the worker count is now) and its source is not scanned again; a new one is
+    planned (`plan()`) and stored. No ledger (off, a local job, unreachable, not installed): a
+    writer that does nothing."""
     fanout_id = fanout_id_of(parsed, settings)
-    if fanout_id is None:
-        return LedgerWriter(), None
     try:
         from podfleet.pipeline.store.ledger import ChunkRow, Ledger, LedgerConflict
     except ImportError as exc:
         logger.warning("no chunk ledger in this build ({}); fan-out kept in memory", exc)
-        return LedgerWriter(), None
-    url = settings.database_url.get_secret_value()
-
-    def open_it() -> tuple[Any, list[Any], bool]:
+        fanout_id = None
+    if fanout_id is None:
+        return LedgerWriter(), None, *(await plan())
+    url, fp = settings.database_url.get_secret_value(), fingerprint(parsed)
+    planned: tuple[int, list[Chunk]] | None = None
+    try:
         ledger = Ledger(url)
-        rows, resumed = ledger.open_fanout(
-            fanout_id,
-            job_id=parsed.job_id,
-            fingerprint=fingerprint(parsed),
-            items=n_items,
-            plan=lambda: [_row(c, ChunkRow) for c in chunks],
-        )
-        return ledger, rows, resumed
+        known = await asyncio.to_thread(ledger.fanout, fanout_id)
+    except Exception as exc:
+        logger.warning("chunk ledger unavailable, fan-out kept in memory: {}", exc)
+        return LedgerWriter(), None, *(await plan())
+    if known is None or known.get("fingerprint") != fp:
+        planned = await plan()
+    n_items = planned[0] if planned else int(known["items"] if known else 0)
+
+    def rows() -> list[Any]:
+        if planned is None:
+            raise RuntimeError(f"fan-out {fanout_id!r} left the ledger while it was opened")
+        return [_row(c, ChunkRow) for c in planned[1]]
 
     try:
-        ledger, rows, resumed = await asyncio.to_thread(open_it)
+        stored, resumed = await asyncio.to_thread(
+            ledger.open_fanout,
+            fanout_id,
+            job_id=parsed.job_id,
+            fingerprint=fp,
+            items=n_items,
+            plan=rows,
+        )
     except LedgerConflict as exc:
         field_name = "run_key" if parsed.envelope.run_key else "id"
         raise InputError(
@@ -230,9 +246,15 @@ async def open_ledger(
         ) from None
     except Exception as exc:
         logger.warning("chunk ledger unavailable, fan-out kept in memory: {}", exc)
-        return LedgerWriter(), None
-    logger.info("fan-out {}: {} ({} chunks)", fanout_id, "resumed" if resumed else "new", len(rows))
-    return LedgerWriter(ledger, fanout_id), (rows if resumed else None)
+        return LedgerWriter(), None, *(planned or await plan())
+    logger.info(
+        "fan-out {}: {} ({} chunks)", fanout_id, "resumed" if resumed else "new", len(stored)
+    )
+    writer = LedgerWriter(ledger, fanout_id)
+    if not resumed:
+        assert planned is not None  # rows() ran
+        return writer, None, *planned
+    return writer, stored, n_items, chunks_from_rows(stored, parsed)
 
 
 async def resume_fanout(

@@ -68,7 +68,11 @@ async def test_resume_merges_done_polls_submitted_and_retries_the_rest(clean_env
     job = synthetic_job(12, duration_s=0.05)
     parsed = parse_job(job)
     chunks = chunk_job(parsed, chunk_sizes(12, 3, configured=3))
-    writer, stored = await open_ledger(parsed, s, chunks, 12)  # the first coordinator's plan
+
+    async def plan():
+        return 12, chunks
+
+    writer, stored, _, _ = await open_ledger(parsed, s, plan)  # the first coordinator's plan
     assert writer.fanout_id == "coord-1" and stored is None
     ledger = ledger_db()
     fanout = FanoutInfo("coord-1")
@@ -156,7 +160,10 @@ def test_a_sibling_finding_its_chunk_done_takes_the_stored_outcome(clean_env):
     s = settings()
 
     async def go() -> None:
-        writer, _ = await open_ledger(parsed, s, chunks, 4)
+        async def plan():
+            return 4, chunks
+
+        writer, *_ = await open_ledger(parsed, s, plan)
         stored = JobOutput(items=2, succeeded=2, results=[{"id": "it-000"}, {"id": "it-001"}])
         writer.outcome(chunks[0], "done", stored.to_output())
         await writer.flush()
@@ -239,3 +246,26 @@ async def test_items_from_siblings_get_references_and_results_stay_in_the_ledger
         assert out["results"] == []
         assert out["results_at"]["fanout_id"] == "coord-ref"
         assert out["results_at"]["ledger"] == "fanout_chunks"
+
+
+async def test_a_resumed_items_from_job_does_not_read_its_source_again(clean_env):
+    """The stored plan is the plan: once every chunk is done, the source may even be gone."""
+    path = clean_env / "data" / "items.jsonl"
+    write_rows(path, 20, bad=-1)
+    job = {
+        "id": "coord-gone",
+        "input": {"pipeline": "synthetic", "workers": 3, "items_from": {"jsonl": str(path)}},
+    }
+    first = await run(job, FakeQueue(workers=3), settings(inline_results_max_items=5))
+    assert first["ok"] is True and first["succeeded"] == 20
+    path.unlink()
+    queue = FakeQueue(workers=3)
+    again = await run(job, queue, settings(inline_results_max_items=5))
+    assert again["ok"] is True and again["succeeded"] == 20 and queue.jobs == {}
+    assert again["fanout"]["resumed"] is True
+    assert again["fanout"]["chunks_reused"] == again["fanout"]["chunks"]
+    assert again["results_at"] == first["results_at"]
+    path.parent.rmdir()
+    with pytest.raises(InputError) as info:  # a new fan-out of it is planned: the source is gone
+        await coordinate(parse_job(dict(job, id="coord-new")), settings(), job, client=None)
+    assert info.value.field.startswith("items_from")
