@@ -61,6 +61,13 @@ function jobRow(job, sibling) {
     el("td", { class: "err" }, job.error || ""));
 }
 
+function requestRate(requests) {
+  // every operation (client API and worker protocol), mean over the last 10 s
+  let total = 0;
+  for (const op of Object.values(requests || {})) total += op.per_s_10s || 0;
+  return total.toFixed(1);
+}
+
 function render(s) {
   document.getElementById("endpoint").textContent = s.endpoint_id + " · release " + s.version;
   const b = s.billing;
@@ -71,7 +78,8 @@ function render(s) {
     card("failed", s.counts.failed, "failed"),
     card("workers", s.summary.total, "worker-total"),
     card("billed worker-s", b.workerSeconds.toFixed(1), "billed"),
-    card("running / idle s", b.runningSeconds.toFixed(1) + " / " + b.idleSeconds.toFixed(1), "running-idle"));
+    card("running / idle s", b.runningSeconds.toFixed(1) + " / " + b.idleSeconds.toFixed(1), "running-idle"),
+    card("requests/s (10 s)", requestRate(s.requests), "request-rate"));
   const sc = s.scaling;
   const scale = sc.workers_min === sc.workers_max ? sc.workers_max + " always on"
     : "min " + sc.workers_min + " · max " + sc.workers_max + " · idle timeout " + sc.idle_timeout_s + " s";

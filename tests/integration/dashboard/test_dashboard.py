@@ -115,3 +115,5 @@ def test_a_fanout_shows_its_siblings_as_they_run(emu: Any, page: Any) -> None:
     assert order[first + 1 : first + 1 + len(statuses)] == [coordinator] * len(statuses)
     billed = float(page.inner_text('[data-testid="billed"] b'))
     assert billed > 0
+    # requests/s over the last 10 s (pings, takes, status polls): the emulator's request counters
+    assert float(page.inner_text('[data-testid="request-rate"] b')) > 0
