@@ -67,6 +67,11 @@ def add_emulate_parser(sub: argparse._SubParsersAction) -> None:
         help="fraction of /run calls that create the job but answer 502",
     )
     faults.add_argument("--latency", type=float, default=0.0, help="seconds added to API calls")
+    faults.add_argument(
+        "--rate-limits",
+        action="store_true",
+        help="answer 429 over RunPod's per-10 s rate limits (run 1000, status 2000, ...)",
+    )
     faults.add_argument("--max-workers", type=int, help="cap: workers above it are throttled")
     faults.add_argument(
         "--cold-start", type=float, default=0.0, help="seconds before a new worker takes jobs"
@@ -111,6 +116,7 @@ def cmd_emulate(args: argparse.Namespace) -> int:
             api_error_routes=routes,
             run_accepted_error_rate=args.accepted_error_rate,
             latency_s=args.latency,
+            rate_limits=args.rate_limits,
             max_workers=args.max_workers,
             cold_start_s=args.cold_start,
             seed=args.seed,

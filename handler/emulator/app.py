@@ -63,6 +63,13 @@ def create_app(state: EndpointState, *, on_startup: Callable[[], Awaitable[None]
                     await asyncio.sleep(faults.latency_s)
                 if not authorized(request, cfg.api_key):
                     return _error(401, "unauthorized: missing or wrong API key")
+                limit = state.requests.over_limit(route) if faults.rate_limits else None
+                if limit is not None:
+                    return _error(
+                        429,
+                        f"rate limit: more than {limit} /{route} requests in 10 s",
+                        **{"Retry-After": "1"},
+                    )
                 routes = faults.api_error_routes
                 hit = faults.api_error_rate and (routes is None or route in routes)
                 if hit and rng.random() < faults.api_error_rate:

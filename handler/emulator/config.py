@@ -58,6 +58,12 @@ class FaultConfig(BaseModel):
         description="Fraction of /run calls that create the job but answer 5xx (a retried /run "
         "then makes a duplicate, as on RunPod).",
     )
+    rate_limits: bool = Field(
+        False,
+        description="Answer 429 (Retry-After: 1) to a client call over RunPod's published "
+        "per-endpoint rate limit (per 10 s: run 1,000; runsync, status, stream 2,000; cancel "
+        "100; purge-queue 2).",
+    )
     latency_s: float = Field(0.0, ge=0, description="Added to every client API call.")
     cold_start_s: float = Field(
         0.0, ge=0, description="Delay before a (re)started worker begins taking jobs."

@@ -45,6 +45,21 @@ class RequestCounter:
         self._buckets[operation][int(self._clock())] += 1
         self.totals[operation] += 1
 
+    def recent(self, operation: str, window_s: int = 10) -> int:
+        """Requests of `operation` in the current second and the window_s - 1 before it."""
+        buckets = self._buckets.get(operation)
+        if not buckets:
+            return 0
+        now = int(self._clock())
+        return sum(buckets.get(s, 0) for s in range(now - window_s + 1, now + 1))
+
+    def over_limit(self, operation: str) -> int | None:
+        """RunPod's per-10 s limit when `operation` has gone over it, else None."""
+        limit = RUNPOD_LIMITS_PER_10S.get(operation)
+        if limit is not None and self.recent(operation) > limit:
+            return limit
+        return None
+
     def stats(
         self, *, since: float | None = None, until: float | None = None
     ) -> dict[str, dict[str, Any]]:

@@ -9,7 +9,7 @@ import json
 import time
 
 import pytest
-from podfleet.emulator import EmulatorConfig, run_in_process
+from podfleet.emulator import EmulatorConfig, FaultConfig, run_in_process
 from podfleet.emulator.observe import snapshot
 from podfleet.emulator.requests import RequestCounter
 
@@ -133,3 +133,17 @@ async def test_any_running_job_may_stream_and_oversized_chunks_are_dropped() -> 
         stats = emu.request_stats()
         assert stats["job-stream"]["total"] == 4 and stats["job-take"]["total"] == 1
         assert stats["job-done"]["total"] == 1
+
+
+async def test_rate_limits_answer_429_over_runpods_published_figures() -> None:
+    config = cfg(workers=0, faults=FaultConfig(rate_limits=True))
+    async with run_in_process(config, handler=echo) as emu, emu.client() as c:
+        codes = [(await c.post("/cancel/nope")).status_code for _ in range(101)]
+        assert codes == [404] * 100 + [429]  # /cancel: 100 per 10 s
+        r = await c.post("/cancel/nope")
+        assert r.status_code == 429 and r.headers["Retry-After"] == "1"
+        assert "more than 100 /cancel requests in 10 s" in r.json()["error"]
+        assert (await c.get("/status/nope")).status_code == 404  # other operations unaffected
+        emu.faults.rate_limits = False
+        assert (await c.post("/cancel/nope")).status_code == 404
+        assert emu.request_stats()["cancel"]["peak_per_10s"] == 103
