@@ -15,6 +15,7 @@ from e2e_helpers import (
     siblings_of,
     skipped,
     synthetic_input,
+    wait_for,
 )
 
 pytestmark = pytest.mark.emulator
@@ -27,7 +28,9 @@ def test_accepted_but_5xx_run_duplicates_do_no_work(fleet):
     payload = synthetic_input(N_ITEMS, ITEM_S, workers=3)
     with client_for(fleet) as client:
         job = client.run(payload)  # answered: the fault starts after, the coordinator is single
-        fleet.faults.seed = 13
+        # the first sibling /run(s) surely accepted-but-502 (so retried: a duplicate), then half
+        fleet.faults.run_accepted_error_rate = 1.0
+        wait_for(lambda: siblings_of(fleet, {job.id}), 60, "a first sibling")
         fleet.faults.run_accepted_error_rate = 0.5
         final = client.wait(job.id, timeout_s=180, interval_s=0.5)
         fleet.faults.run_accepted_error_rate = 0.0
