@@ -19,6 +19,7 @@ the job. The final output is the authoritative result.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections import deque
@@ -31,6 +32,7 @@ __all__ = ["MAX_STREAM_CHUNK_BYTES", "MAX_STREAM_CHUNK_ENTRIES", "ResultStream"]
 MAX_STREAM_CHUNK_ENTRIES = 500
 MAX_STREAM_CHUNK_BYTES = 1_000_000
 _ENVELOPE_BYTES = len('{"output": {"items": []}}') + 64  # and a margin
+_OWNER_CHECK_S = 5.0
 _warned: set[str] = set()
 
 
@@ -108,6 +110,7 @@ class ResultStream:
         self._wake = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
+        self._owner: asyncio.Task[Any] | None = None  # the job's task (ended: stop posting)
         self._channel = _stream_channel() if enabled and self._job["id"] else None
         self.enabled = self._channel is not None
         self.posted_entries = 0
@@ -128,6 +131,7 @@ class ResultStream:
                 entry, size = _encoded(_omitted(entry, size, self._max_bytes))
             self._pending.append((entry, size))
         if self._task is None:
+            self._owner = asyncio.current_task()
             self._task = asyncio.get_running_loop().create_task(
                 self._run(), name=f"result stream {self._job['id']}"
             )
@@ -152,10 +156,11 @@ class ResultStream:
         async with session_factory() as session:
             while True:
                 if not self._pending:
-                    if self._closing:
-                        return
+                    if self._closing or (self._owner is not None and self._owner.done()):
+                        return  # closed, or the job ended without aclose() (it was cancelled)
                     self._wake.clear()
-                    await self._wake.wait()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), _OWNER_CHECK_S)
                     continue
                 wait_s = last_post + self._min_interval_s - time.monotonic()
                 if wait_s > 0 and not self._closing:

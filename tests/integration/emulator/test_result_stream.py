@@ -188,3 +188,59 @@ def test_podfleet_stream_ends_on_a_cancelled_job(emu: Emulator) -> None:
     assert len(entries) >= 2 and [e["index"] for e in entries] == list(range(len(entries)))
     assert f"job {job_id} CANCELLED" in out.stderr
     emu.wait_idle(60)
+
+
+def test_a_job_cancelled_without_aclose_does_not_leave_the_poster_running(monkeypatch) -> None:
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from podfleet.coordinator import stream as stream_module
+    from podfleet.sdk_import import import_sdk
+
+    bodies: list[dict] = []
+
+    class Accept(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Accept)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    import_sdk()
+    from runpod.serverless.modules import rp_http
+
+    url = f"http://127.0.0.1:{server.server_address[1]}/v2/ep/job-stream/w/$ID?gpu=x"
+    monkeypatch.setattr(rp_http, "JOB_STREAM_URL_TEMPLATE", url)
+    monkeypatch.setattr(rp_http, "JOB_STREAM_URL", url)
+    monkeypatch.setattr(stream_module, "_OWNER_CHECK_S", 0.2)
+
+    async def scenario() -> ResultStream:
+        made: list[ResultStream] = []
+
+        async def job() -> None:
+            stream = ResultStream({"id": "job-3"}, enabled=True)
+            made.append(stream)
+            stream.add([{"index": 0, "id": "a", "result": {"v": 1}}])
+            await asyncio.sleep(3600)  # cancelled here: no aclose()
+
+        task = asyncio.create_task(job())
+        while not bodies:
+            await asyncio.sleep(0.05)
+        task.cancel()
+        poster = made[0]._task
+        assert poster is not None
+        await asyncio.wait_for(poster, 10)
+        return made[0]
+
+    try:
+        stream = asyncio.run(scenario())
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert stream.posts == 1
+    assert bodies == [{"output": {"items": [{"index": 0, "id": "a", "result": {"v": 1}}]}}]
