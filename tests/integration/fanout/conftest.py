@@ -19,11 +19,12 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from podfleet.emulator import run_emulator
 
     home = tmp_path_factory.mktemp("fanout-fleet")
-    cfg = emulator_config(home, 3, worker_env={"CHUNK_SIZE": "3"})
+    cfg = emulator_config(home, 3, worker_env={"CHUNK_SIZE": "3", "ITEMS_FROM_ROOTS": str(home)})
     with run_emulator(cfg) as emu:
         emu.wait_ready(120)
         emu.db_url = db_url_of(home)
         emu.log_path = home / "workers.log"
+        emu.home = home
         yield emu
 
 
