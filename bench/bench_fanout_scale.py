@@ -238,6 +238,7 @@ def main() -> None:
         max_job_retries=1,  # the killed coordinator's job is re-queued, as on RunPod
         lost_after_s=15,
         restart_backoff_s=0.2,
+        unhealthy_after_crashes=1000,  # worker-0 is restarted on purpose before every run
         worker_log_path=home / "workers.log",
         worker_env={
             "DATABASE_URL": f"sqlite:///{home}/bench.db",
