@@ -137,8 +137,14 @@ def test_cancelled_then_resubmitted_with_the_same_run_key(fleet):
         reference = client.wait(
             client.run({**payload, "run_key": f"{run_key}-ref"}).id, timeout_s=180, interval_s=0.5
         )
+        # the same run_key for other work (another source) is refused, naming run_key
+        other = path.with_name(f"other-{path.name}")
+        other.write_text(path.read_text())
+        clash = {**payload, "items_from": {"jsonl": str(other)}}
+        refused = client.wait(client.run(clash).id, timeout_s=60, interval_s=0.5)
         fleet.wait_idle(90)
 
+    assert refused.status == "FAILED" and "run_key" in str(refused.error), refused
     assert final.status == "COMPLETED", final.error
     assert reference.status == "COMPLETED", reference.error
     out = final.output
