@@ -125,10 +125,14 @@ async def run_here(
 
 def stage_progress(parsed: ParsedJob, settings: Settings) -> ProgressFn:
     """Publish the pipeline's per-stage progress with `runpod.serverless.progress_update`
-    (inside the RunPod worker loop only; throttled to one post a second, the first at once)."""
+    (inside the RunPod worker loop only; throttled to one post a second, the first at once).
+    Not for a sibling: nobody reads its progress (its coordinator publishes the fan-out's), and
+    for a short chunk the post arrives after its result (as many extra job-done posts as
+    siblings, in the 100,000-item test)."""
     from podfleet.coordinator.progress import ProgressPublisher  # the package imports us
 
-    publisher = ProgressPublisher({"id": parsed.job_id}, enabled=settings.on_runpod)
+    enabled = settings.on_runpod and parsed.envelope.sibling is None
+    publisher = ProgressPublisher({"id": parsed.job_id}, enabled=enabled)
     first = True
 
     def publish(data: dict[str, Any]) -> None:
