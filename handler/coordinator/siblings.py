@@ -170,13 +170,16 @@ class SiblingPool:
             )
             for c in chunks
         ]
-        attempts = [c.attempt for c in chunks]  # as sent (a local run may take a new one meanwhile)
-        replies = await asyncio.gather(*(self._run_one(p) for p in payloads))
         failed: list[Chunk] = []
         refused: list[Chunk] = []
         created: list[Sibling] = []
-        now = time.monotonic()
-        for chunk, attempt, reply in zip(chunks, attempts, replies, strict=True):
+
+        async def one(chunk: Chunk, attempt: int, payload: dict[str, Any]) -> None:
+            # Each sibling is polled from its own answer on: one slow /run (retried 429s) does
+            # not hold the others of its round out of the pool. `attempt`: as sent (a local run
+            # may take a new one meanwhile).
+            reply = await self._run_one(payload)
+            now = time.monotonic()
             if not isinstance(reply, ApiError) and not reply.id:
                 reply = ApiError("run: the reply has no job id", operation="run")
             self.breaker.record(reply, now)
@@ -184,12 +187,16 @@ class SiblingPool:
                 self.stats.submit_errors += 1
                 logger.warning("chunk {}: submit failed: {}", chunk.index, reply)
                 (refused if isinstance(reply, BadRequest) else failed).append(chunk)
-                continue
+                return
             sib = Sibling(reply.id, chunk, now, reply.status, attempt=attempt)
             self.in_flight[reply.id] = sib
             created.append(sib)
             self.stats.siblings_submitted += 1
+            self.stats.max_in_flight = max(self.stats.max_in_flight, len(self.in_flight))
             logger.debug("chunk {} attempt {} → sibling {}", chunk.index, attempt, reply.id)
+
+        sends = [one(c, c.attempt, p) for c, p in zip(chunks, payloads, strict=True)]
+        await asyncio.gather(*sends)
         self.stats.max_in_flight = max(self.stats.max_in_flight, len(self.in_flight))
         if self.breaker.stopped:
             self.stats.submissions_stopped = self.breaker.stopped
