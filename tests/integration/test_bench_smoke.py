@@ -73,3 +73,22 @@ def test_fanout_model_runs(repo_root):
     )
     row = stdout.splitlines()[-1].split()
     assert row[:3] == ["4", "0.00", "1.5"] and float(row[4]) >= 1.0  # mean ÷ bound
+
+
+def test_fanout_scale_bench_reports_memory_requests_and_resume(repo_root, tmp_path):
+    out = tmp_path / "fanout_scale.json"
+    run_bench(
+        repo_root,
+        "bench_fanout_scale.py",
+        *("--items", "300", "600", "--workers", "6", "--processes", "1"),
+        *("--resume-items", "300", "--resume-item-s", "0.01", "--out", str(out)),
+    )
+    report = json.loads(out.read_text())
+    assert [r["items"] for r in report["rows"]] == [300, 600]
+    for row in report["rows"]:
+        assert row["fanout"]["chunks"] >= 2 and row["fanout"]["chunks_failed"] == 0
+        assert row["rss_peak_mb"] >= row["rss_baseline_mb"] > 0
+        assert row["requests_total"] > 0 and row["client_ops"]["run"]["total"] >= 1
+    resume = report["resume"]
+    assert resume["items"] == 300 and resume["fanout"]["resumed"] is True
+    assert resume["kill_to_completed_s"] > 0 and resume["full_run_s"] > 0
