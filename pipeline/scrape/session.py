@@ -16,7 +16,7 @@ from podfleet.pipeline.scrape.guard import AddressGuard, host_of
 from podfleet.pipeline.scrape.models import PageRequest, PageResult
 from podfleet.pipeline.scrape.politeness import DomainGate, RobotsCache
 
-__all__ = ["BrowserLost", "ScrapeSession"]
+__all__ = ["BrowserLost", "ScrapeSession", "disable_http_cache"]
 
 _OPEN_TIMEOUT_S = 60.0
 # Retry n of a page waits full_jitter_s(n, ...) unless the site sent Retry-After.
@@ -48,6 +48,24 @@ async def unless_lost(
     if watch in done:
         raise BrowserLost("the browser disconnected")
     raise TimeoutError(f"the browser did not answer within {timeout_s:.0f}s")
+
+
+async def disable_http_cache(context: Any, page: Any) -> Any:
+    """Turn Chromium's HTTP cache off for `page`, before its first navigation.
+
+    Why: with the cache on, requests for one URL wait for each other (Chromium's per-entry cache
+    lock), so a stylesheet or script that every page of a site shares and that the site sends
+    without caching headers is fetched by one page at a time — one file queue across all pages
+    of a call (at 300 ms a request, 2.4 pages/s on one host whatever the concurrency). Off, each
+    page fetches it on its own, in parallel, as it did while a context-wide route was installed
+    (Playwright turns the cache off under interception). A CDP session of our own carries the
+    setting (DevTools' "Disable cache"); its network domain must stay enabled for it to hold,
+    with no response bodies buffered. Returns the session (it ends with the page).
+    """
+    cdp = await context.new_cdp_session(page)
+    await cdp.send("Network.enable", {"maxTotalBufferSize": 0, "maxResourceBufferSize": 0})
+    await cdp.send("Network.setCacheDisabled", {"cacheDisabled": True})
+    return cdp
 
 
 class ScrapeSession:
@@ -103,6 +121,12 @@ class ScrapeSession:
         if self.idle:
             return self.idle.pop()
         page = await unless_lost(self.context.new_page(), self.warm.disconnected)
+        try:
+            await unless_lost(disable_http_cache(self.context, page), self.warm.disconnected)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(page.close(), 5)
+            raise
         slot = PageSlot(page, self.config.max_page_bytes)
         self.by_page[page] = slot
         return slot
