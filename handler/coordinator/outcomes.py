@@ -169,6 +169,11 @@ class ChunkOutcomes:
                     self._skipped(chunk, result, sib.attempt, sib.job_id)
                 else:
                     self._record(chunk, result)
+        elif sib.adopted and state.status == JobStatus.CANCELLED:
+            # e.g. cancelled by the coordinator before this one (at its deadline): no fault of
+            # the chunk's, and not a sign that it kills workers.
+            chunk.siblings_only = False
+            self._again(chunk, f"adopted sibling {sib.job_id} was cancelled")
         elif self._protocol_refused(chunk, state):
             # An older or newer worker (a rolling release): not this chunk's fault.
             logger.warning("chunk {}: a worker refused the sibling protocol", chunk.index)

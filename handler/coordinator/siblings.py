@@ -105,6 +105,7 @@ class Sibling:
     status: JobStatus = JobStatus.IN_QUEUE
     picked_up: bool = False
     attempt: int = 0  # the chunk attempt it was given (its claim token)
+    adopted: bool = False  # submitted by someone else (an earlier coordinator, a duplicate /run)
 
     def queued_for_s(self, now_s: float) -> float:
         return 0.0 if self.picked_up else now_s - self.submitted_s
@@ -211,7 +212,7 @@ class SiblingPool:
     def adopt(self, job_id: str, chunk: Chunk, *, attempt: int | None = None) -> Sibling:
         """Poll an existing sibling for `chunk` (recorded in the ledger, or the holder of a
         duplicate's claim) instead of submitting one."""
-        sib = Sibling(job_id, chunk, time.monotonic(), attempt=chunk.attempt)
+        sib = Sibling(job_id, chunk, time.monotonic(), attempt=chunk.attempt, adopted=True)
         if attempt is not None:
             sib.attempt = attempt
         self.in_flight[job_id] = sib

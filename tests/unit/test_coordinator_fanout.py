@@ -406,3 +406,22 @@ def test_an_empty_sibling_input_is_never_submitted(clean_env):
     for payload in ({}, {"pipeline": "synthetic", "items": []}):
         reply = asyncio.run(pool._run_one(payload))
         assert isinstance(reply, BadRequest) and "no items" in str(reply)
+
+
+def test_an_adopted_sibling_found_cancelled_is_tried_again_without_counting(clean_env):
+    """A resumed fan-out adopts the siblings the ledger names; one the previous coordinator
+    cancelled (at its deadline) is no failure of its chunk."""
+    parsed = parse_job(synthetic_job(4))
+    chunks = chunk_job(parsed, [2, 2])
+    scheduler = scheduler_of(parsed, chunks)
+    scheduler.pending.remove(chunks[0])
+    sib = scheduler.pool.adopt("old-1", chunks[0])
+    assert sib.adopted and scheduler.stats.siblings_adopted == 1
+    scheduler.pool.forget(sib)
+    scheduler._ended(sib, JobState(id="old-1", status="CANCELLED"))
+    assert scheduler.pending[0] is chunks[0] and not chunks[0].siblings_only
+    assert chunks[0].failures == 0 and scheduler.stats.retries == 0
+    mine = Sibling("s2", chunks[1], 0.0)  # one of ours cancelled by someone else still counts
+    scheduler.pending.remove(chunks[1])
+    scheduler._ended(mine, JobState(id="s2", status="CANCELLED"))
+    assert chunks[1].failures == 1 and chunks[1].siblings_only
