@@ -29,6 +29,7 @@ __all__ = ["PROTOCOL_REFUSALS_MAX", "ChunkOutcomes", "failed_outcome"]
 # Tries of one chunk a worker may refuse for `sibling.protocol` (a rolling release: an older or
 # newer image) without it counting against SIBLING_MAX_RETRIES.
 PROTOCOL_REFUSALS_MAX = 10
+LOCAL_AFTER_REFUSALS = 2  # refused this often, a chunk runs in the coordinator (when it may)
 
 
 class ChunkOutcomes:
@@ -98,10 +99,10 @@ class ChunkOutcomes:
         else:
             self._retry(chunk, f"{who} skipped its chunk: {reason}")
 
-    def _again(self, chunk: Chunk, reason: str) -> None:
+    def _again(self, chunk: Chunk, reason: str, *, wait_s: float = 0.5) -> None:
         """Another try that does not count as a failure."""
         logger.info("chunk {}: trying again ({})", chunk.index, reason)
-        chunk.not_before_s = time.monotonic() + 0.5
+        chunk.not_before_s = time.monotonic() + wait_s
         self.pending.appendleft(chunk)
         self._poke()
 
@@ -175,10 +176,21 @@ class ChunkOutcomes:
             chunk.siblings_only = False
             self._again(chunk, f"adopted sibling {sib.job_id} was cancelled")
         elif self._protocol_refused(chunk, state):
-            # An older or newer worker (a rolling release): not this chunk's fault.
+            # An older or newer worker (a rolling release): not this chunk's fault. A refusing
+            # worker answers in milliseconds and takes the next try at once, so it gets more than
+            # its share of them: refused twice, the chunk runs here (this process speaks the
+            # protocol it sent); before that, another sibling after a jittered pause.
             logger.warning("chunk {}: a worker refused the sibling protocol", chunk.index)
             chunk.siblings_only = False
-            self._again(chunk, f"sibling {sib.job_id}: {str(state.error)[:300]}")
+            reason = f"sibling {sib.job_id}: {str(state.error)[:300]}"
+            if self.cfg.run_local and chunk.protocol_refusals >= LOCAL_AFTER_REFUSALS:
+                refusals = chunk.protocol_refusals
+                logger.info("chunk {}: refused {} times; running it here", chunk.index, refusals)
+                self.take_back.append(chunk)
+                self._poke()
+            else:
+                wait_s = full_jitter_s(chunk.protocol_refusals, 0.5, 2.0, self._rng)
+                self._again(chunk, reason, wait_s=wait_s)
         else:  # FAILED, TIMED_OUT, CANCELLED by someone else
             detail = f": {str(state.error)[:300]}" if state.error else ""
             self._retry(chunk, f"sibling {sib.job_id} ended {state.status}{detail}")

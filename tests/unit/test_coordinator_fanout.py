@@ -355,11 +355,13 @@ def test_a_worker_refusing_the_sibling_protocol_is_retried_without_counting(clea
     scheduler = scheduler_of(parsed, chunks)
     data = sibling_input(parsed, chunks[0], return_records=False, cleanup=False)
     assert data["sibling"]["protocol"] == 2
+    scheduler.cfg.run_local = False  # siblings only: every refusal goes back to the queue
     for n in range(PROTOCOL_REFUSALS_MAX):
         scheduler.pending.remove(chunks[0])
         state = JobState(id=f"s{n}", status="FAILED", error=error)
         scheduler._ended(Sibling(f"s{n}", chunks[0], 0.0), state)
         assert scheduler.pending[0] is chunks[0] and not chunks[0].siblings_only
+        assert not scheduler.take_back
     assert scheduler.stats.retries == 0 and chunks[0].failures == 0
     assert scheduler.stats.protocol_refusals == PROTOCOL_REFUSALS_MAX
     scheduler.pending.remove(chunks[0])  # past the bound: an ordinary failed attempt
@@ -370,6 +372,22 @@ def test_a_worker_refusing_the_sibling_protocol_is_retried_without_counting(clea
     other = JobState(id="sy", status="FAILED", error="invalid input: items.0.id: field required")
     scheduler._ended(Sibling("sy", chunks[1], 0.0), other)
     assert chunks[1].failures == 1 and scheduler.stats.protocol_refusals == PROTOCOL_REFUSALS_MAX
+
+
+def test_a_chunk_refused_twice_for_its_protocol_runs_in_the_coordinator(clean_env):
+    """A refusing worker answers at once and takes the next try: after the second refusal the
+    chunk goes to the local runner (this process speaks the protocol it sent), not the queue."""
+    parsed = parse_job(synthetic_job(4))
+    chunks = chunk_job(parsed, [2, 2])
+    scheduler = scheduler_of(parsed, chunks)
+    error = "invalid input: sibling.protocol: unknown field"
+    scheduler.pending.remove(chunks[0])
+    scheduler._ended(Sibling("s0", chunks[0], 0.0), JobState(id="s0", status="FAILED", error=error))
+    assert scheduler.pending[0] is chunks[0] and chunks[0].not_before_s > 0  # a sibling again
+    scheduler.pending.remove(chunks[0])
+    scheduler._ended(Sibling("s1", chunks[0], 0.0), JobState(id="s1", status="FAILED", error=error))
+    assert list(scheduler.take_back) == [chunks[0]] and chunks[0] not in scheduler.pending
+    assert chunks[0].failures == 0 and scheduler.stats.protocol_refusals == 2
 
 
 def test_skipped_siblings(clean_env):
