@@ -28,9 +28,16 @@ def redact_url(url: str) -> str:
 
 
 def normalise_url(url: str) -> str:
-    """Plain postgresql:// means psycopg2 to SQLAlchemy; we ship psycopg 3."""
+    """Plain postgresql:// means psycopg2 to SQLAlchemy; we ship psycopg 3. A relative SQLite
+    path is made absolute (from the working directory now): engines are cached by URL, and a
+    cached engine must not follow a later change of directory to another file (or keep
+    serving the first one when a process moves on, as a test suite does)."""
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         return "postgresql+psycopg://" + url.split("://", 1)[1]
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        path = url.removeprefix("sqlite:///")
+        if path and path != ":memory:" and not path.startswith(("file:", "?")):
+            return "sqlite:///" + str(Path(path).absolute())
     return url
 
 
