@@ -81,7 +81,7 @@ def test_fanout_scale_bench_reports_memory_requests_and_resume(repo_root, tmp_pa
         repo_root,
         "bench_fanout_scale.py",
         *("--items", "300", "600", "--workers", "6", "--processes", "1"),
-        *("--resume-items", "300", "--resume-item-s", "0.01", "--out", str(out)),
+        *("--resume-items", "300", "--resume-item-s", "0.1", "--out", str(out)),
     )
     report = json.loads(out.read_text())
     assert [r["items"] for r in report["rows"]] == [300, 600]
