@@ -28,6 +28,8 @@ from podfleet.emulator.state import EndpointState
 
 __all__ = ["Emulator", "run_emulator", "serve_forever"]
 
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
 T = TypeVar("T")
 
 
@@ -292,7 +294,11 @@ def serve_forever(
     logger.remove()  # the emulator's own warnings in the same one-line shape as the events
     logger.add(sys.stderr, level="INFO", format="{time:HH:mm:ss} emulator  {level: <5} {message}")
     stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())  # main thread only
+    # Ctrl-C and SIGTERM both stop it. SIGINT is handled here rather than left to Python's
+    # KeyboardInterrupt: a process started with SIGINT ignored (a background job of a
+    # non-interactive shell, `nohup … &`) never gets a KeyboardInterrupt, and the emulator then
+    # ignored the Ctrl-C its banner asks for (main thread only, both).
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in _STOP_SIGNALS}
     try:
         with run_emulator(config, port=port) as emu:
             n = config.workers
@@ -315,7 +321,8 @@ def serve_forever(
                 pass
             _say("stopping: workers get SIGTERM, in-flight jobs finish...", sys.stderr)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _kill_one(emu: Emulator) -> None:
