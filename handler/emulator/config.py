@@ -6,6 +6,7 @@ is validated and announced to the emulator, so waiting long-polls re-check at on
 
 from __future__ import annotations
 
+import copy
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -87,6 +88,14 @@ class FaultConfig(BaseModel):
         super().__setattr__(name, value)
         if not name.startswith("_") and self._on_change is not None:
             self._on_change()
+
+    def restore(self, other: FaultConfig) -> None:
+        """Set every fault to `other`'s (e.g. the faults an emulator started with, between tests);
+        only the ones that differ are assigned, so the change hook fires for those alone."""
+        for name in type(self).model_fields:
+            value = getattr(other, name)
+            if getattr(self, name) != value:
+                setattr(self, name, copy.deepcopy(value))
 
 
 class EmulatorConfig(BaseModel):

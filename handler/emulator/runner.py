@@ -44,10 +44,15 @@ class Emulator:
         self.base_url = base_url
         self.endpoint_id = state.config.endpoint_id
         self.api_key = state.config.api_key
+        self._start_faults = FaultConfig.model_validate(state.faults.model_dump())
 
     @property
     def faults(self) -> FaultConfig:
         return self._state.faults
+
+    def reset_faults(self) -> None:
+        """Every fault back to what the emulator started with (a shared fleet, between tests)."""
+        self.faults.restore(self._start_faults)
 
     @property
     def url(self) -> str:

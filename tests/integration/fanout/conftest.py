@@ -33,8 +33,6 @@ def _reset_faults(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     if "fleet" in request.fixturenames:
         emu = request.getfixturevalue("fleet")
-        emu.faults.run_accepted_error_rate = 0.0
-        emu.faults.api_error_rate = 0.0
-        emu.faults.max_workers = None
+        emu.reset_faults()
         emu.wait_idle(90)
         emu.wait_ready(90)
